@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""CPython asyncio baseline for the aio C++ benchmark suite.
+
+Each scenario below mirrors one C++ benchmark, so the two implementations can
+be compared number for number.  The script prints exactly one JSON object on
+stdout, mapping scenario key -> {"value": number, "unit": str, "detail": str}
+(some scenarios add extra fields, e.g. "p99").  Progress goes to stderr.
+
+How it measures:
+
+* Time is taken with time.perf_counter_ns(), inside the coroutine running on
+  the loop, so event-loop creation and teardown are never timed.
+* Every run uses a fresh event loop (asyncio.run); no uvloop.
+* Micro scenarios (per-op costs) are repeated a few times and the best
+  (minimum) run is reported, in the spirit of Google Benchmark.  A full
+  garbage collection runs before each repetition; the collector otherwise
+  stays enabled, as it would in a real program.
+* Memory is the growth of VmRSS (/proc/self/status) measured in a fresh
+  subprocess, which is what the C++ side measures as well.
+* Latency and wall-clock scenarios (oversleep_1ms, sleep_scale*) run once.
+
+Usage:
+    python3 bench/python/bench_asyncio.py            # full sizes, ~1-2 min
+    python3 bench/python/bench_asyncio.py --quick    # CI smoke run, < 20 s
+    python3 bench/python/bench_asyncio.py --only await_lazy,gather_100k
+
+Standard library only (Python >= 3.11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+NS_PER_MS = 1_000_000
+NS_PER_US = 1_000
+
+
+# --------------------------------------------------------------------------
+# Coroutines shared by several scenarios
+# --------------------------------------------------------------------------
+
+async def child() -> int:
+    return 1
+
+
+async def trivial() -> None:
+    return None
+
+
+async def sleeper() -> None:
+    await asyncio.sleep(3600)
+
+
+# --------------------------------------------------------------------------
+# Micro scenarios: each returns the total ns of ONE run over n operations
+# --------------------------------------------------------------------------
+
+def measure_await_lazy(n: int) -> int:
+    """`await child()` directly (no task), n times inside one coroutine."""
+    async def main() -> int:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            await child()
+        return time.perf_counter_ns() - start
+    return asyncio.run(main())
+
+
+def measure_create_task_await(n: int) -> int:
+    """`await asyncio.create_task(child())`, n times."""
+    async def main() -> int:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            await asyncio.create_task(child())
+        return time.perf_counter_ns() - start
+    return asyncio.run(main())
+
+
+def measure_gather(n: int) -> int:
+    """`await asyncio.gather(*[trivial() for _ in range(n)])`."""
+    async def main() -> int:
+        start = time.perf_counter_ns()
+        await asyncio.gather(*[trivial() for _ in range(n)])
+        return time.perf_counter_ns() - start
+    return asyncio.run(main())
+
+
+def measure_sleep0_roundtrip(k: int) -> int:
+    """Two gathered tasks each doing `await asyncio.sleep(0)` k times."""
+    async def spin() -> None:
+        for _ in range(k):
+            await asyncio.sleep(0)
+
+    async def main() -> int:
+        start = time.perf_counter_ns()
+        await asyncio.gather(spin(), spin())
+        return time.perf_counter_ns() - start
+    return asyncio.run(main())
+
+
+def measure_timers(n: int) -> int:
+    """Arm n call_later timers with distinct, shuffled delays of 0..n-1 ns.
+
+    Timed from arming the first timer until the last callback fires.
+    """
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        all_fired = loop.create_future()
+        remaining = n
+        finish = 0
+
+        def on_timer() -> None:
+            nonlocal remaining, finish
+            remaining -= 1
+            if remaining == 0:
+                finish = time.perf_counter_ns()
+                all_fired.set_result(None)
+
+        start = time.perf_counter_ns()
+        for i in range(n):
+            # 7919 is prime and coprime to n, so the delays are a permutation.
+            loop.call_later(((i * 7919) % n) * 1e-9, on_timer)
+        await all_fired
+        return finish - start
+    return asyncio.run(main())
+
+
+# --------------------------------------------------------------------------
+# Macro scenarios: each returns its complete result object
+# --------------------------------------------------------------------------
+
+def read_rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    raise RuntimeError("VmRSS not found in /proc/self/status")
+
+
+def memory_child(n: int) -> None:
+    """Runs in the fresh subprocess: prints RSS before/after n sleepers."""
+    before = read_rss_bytes()
+
+    async def main() -> int:
+        tasks = [asyncio.create_task(sleeper()) for _ in range(n)]
+        await asyncio.sleep(0)  # every task starts and arms its timer
+        after = read_rss_bytes()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return after
+
+    after = asyncio.run(main())
+    print(json.dumps({"before": before, "after": after}))
+
+
+def report_memory_sleeping(n: int) -> dict:
+    """Peak RSS growth per concurrently sleeping task, in a fresh process."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(n)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    rss = json.loads(output)
+    delta = rss["after"] - rss["before"]
+    return {
+        "value": round(delta / n, 1),
+        "unit": "bytes/task",
+        "detail": f"N={n}, VmRSS {rss['before'] / 2**20:.1f} MiB -> "
+                  f"{rss['after'] / 2**20:.1f} MiB",
+    }
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def report_oversleep(m: int) -> dict:
+    """How late `await asyncio.sleep(0.001)` wakes up, over m sleeps."""
+    requested_ns = NS_PER_MS
+
+    async def main() -> list[float]:
+        late_us = []
+        for _ in range(m):
+            start = time.perf_counter_ns()
+            await asyncio.sleep(requested_ns / 1e9)
+            late_us.append((time.perf_counter_ns() - start - requested_ns)
+                           / NS_PER_US)
+        return late_us
+
+    late_us = sorted(asyncio.run(main()))
+    return {
+        "value": round(statistics.median(late_us), 1),
+        "p99": round(percentile(late_us, 99), 1),
+        "unit": "us (median)",
+        "detail": f"M={m} sleeps of 1 ms, oversleep = actual - requested",
+    }
+
+
+async def concurrent_sleep_ns(n: int, seconds: float) -> int:
+    start = time.perf_counter_ns()
+    await asyncio.gather(*[asyncio.sleep(seconds) for _ in range(n)])
+    return time.perf_counter_ns() - start
+
+
+def report_sleep_scale(n: int) -> dict:
+    """n tasks sleeping 10 ms concurrently vs. time.sleep(0.010) n times."""
+    wall_ns = asyncio.run(concurrent_sleep_ns(n, 0.010))
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        time.sleep(0.010)
+    sequential_ns = time.perf_counter_ns() - start
+    return {
+        "value": round(wall_ns / NS_PER_MS, 2),
+        "unit": "ms",
+        "sequential_ms": round(sequential_ns / NS_PER_MS, 2),
+        "detail": f"N={n} tasks x sleep(0.010) gathered; "
+                  f"sequential_ms = N x time.sleep(0.010)",
+    }
+
+
+def report_sleep_scale_10k(n: int) -> dict:
+    """n tasks sleeping 100 ms concurrently: wall time."""
+    wall_ns = asyncio.run(concurrent_sleep_ns(n, 0.100))
+    return {
+        "value": round(wall_ns / NS_PER_MS, 2),
+        "unit": "ms",
+        "detail": f"N={n} tasks x sleep(0.100) gathered",
+    }
+
+
+# --------------------------------------------------------------------------
+# Scenario table and runner
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Micro:
+    """Per-op scenario: best of `repeats` runs, reported as total / n."""
+    measure: Callable[[int], int]
+    unit: str
+    full: int
+    quick: int
+
+    def run(self, n: int, repeats: int) -> dict:
+        runs = []
+        for _ in range(repeats):
+            gc.collect()
+            runs.append(self.measure(n))
+        best = min(runs)
+        return {
+            "value": round(best / n, 1),
+            "unit": self.unit,
+            "detail": f"N={n}, best of {repeats} runs, "
+                      f"total {best / NS_PER_MS:.1f} ms",
+        }
+
+
+@dataclass(frozen=True)
+class Macro:
+    """Scenario that runs once and builds its own result object."""
+    report: Callable[[int], dict]
+    full: int
+    quick: int
+
+    def run(self, n: int, repeats: int) -> dict:
+        gc.collect()
+        return self.report(n)
+
+
+SCENARIOS: dict[str, Micro | Macro] = {
+    "await_lazy":         Micro(measure_await_lazy, "ns/op", 1_000_000, 100_000),
+    "create_task_await":  Micro(measure_create_task_await, "ns/op", 200_000, 20_000),
+    "gather_100k":        Micro(measure_gather, "ns/task", 100_000, 10_000),
+    "sleep0_roundtrip":   Micro(measure_sleep0_roundtrip, "ns/roundtrip", 200_000, 20_000),
+    "timers_100k":        Micro(measure_timers, "ns/timer", 100_000, 10_000),
+    "memory_1m_sleeping": Macro(report_memory_sleeping, 1_000_000, 20_000),
+    "oversleep_1ms":      Macro(report_oversleep, 1_000, 200),
+    "sleep_scale":        Macro(report_sleep_scale, 100, 20),
+    "sleep_scale_10k":    Macro(report_sleep_scale_10k, 10_000, 1_000),
+}
+
+REPEATS_FULL = 5
+REPEATS_QUICK = 3
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="asyncio baseline for the aio C++ benchmarks; "
+                    "prints one JSON object on stdout.")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes for a CI smoke run (< 20 s)")
+    parser.add_argument("--only", metavar="KEY[,KEY]",
+                        help="comma-separated subset of: " + ", ".join(SCENARIOS))
+    # Internal: the memory scenario re-runs this script in a fresh process.
+    parser.add_argument("--memory-child", type=int, metavar="N",
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.only:
+        args.only = [key.strip() for key in args.only.split(",") if key.strip()]
+        unknown = [key for key in args.only if key not in SCENARIOS]
+        if unknown:
+            parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    else:
+        args.only = list(SCENARIOS)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.memory_child is not None:
+        memory_child(args.memory_child)
+        return
+
+    repeats = REPEATS_QUICK if args.quick else REPEATS_FULL
+    print(f"[bench_asyncio] Python {sys.version.split()[0]}, "
+          f"{'quick' if args.quick else 'full'} sizes", file=sys.stderr)
+
+    results = {}
+    for key in args.only:
+        scenario = SCENARIOS[key]
+        n = scenario.quick if args.quick else scenario.full
+        start = time.perf_counter()
+        results[key] = scenario.run(n, repeats)
+        print(f"[bench_asyncio] {key:<20} {results[key]['value']:>12} "
+              f"{results[key]['unit']:<14} ({time.perf_counter() - start:.1f} s)",
+              file=sys.stderr)
+
+    json.dump(results, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+#pragma once
+// The machinery behind aio::gather (see gather.hpp for the contract).
+//
+// Each child is a task; gather waits in each child's waiter list through a slot.
+// When a child ends, its slot runs as a done callback through the ready queue
+// (rule 7); the last one — or the first failure — completes the gather, which
+// wakes the awaiting task (rule 4).
+
+#include <array>
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "../errors.hpp"
+#include "../event_loop.hpp"
+#include "../outcome.hpp"
+#include "../task.hpp"
+#include "../task_handle.hpp"
+#include "loop_core.hpp"
+#include "task_state.hpp"
+
+namespace aio {
+struct return_exceptions_t {
+    explicit constexpr return_exceptions_t() = default;
+};
+}  // namespace aio
+
+namespace aio::detail {
+
+struct gather_state;
+
+struct gather_slot : ready_item {
+    waiter link;
+    task_state* child = nullptr;  // holds a reference
+    gather_state* owner = nullptr;
+};
+
+struct gather_state : cancel_hook {
+    gather_state(loop_core& l, gather_slot* s, std::size_t n, bool keep_exceptions) noexcept
+        : loop(&l), slots(s), count(n), remaining(n), return_exceptions(keep_exceptions), done(n == 0) {
+        cancel = on_cancel;
+    }
+
+    // Takes over one reference to `child`.
+    void attach(gather_slot& slot, task_state* child) {
+        slot.child = child;
+        slot.owner = this;
+        slot.run = on_child_done;
+        if (child->done()) {
+            loop->push(&slot);
+        } else {
+            slot.link.entry = entry_of(static_cast<ready_item*>(&slot), tag_item);
+            push_waiter(child->waiters_, &slot.link);
+        }
+    }
+
+    // Lets go of every child, finished or not; the ones still running carry on, and
+    // their errors count as retrieved (asyncio's gather retrieves them too).
+    void detach_all() noexcept {
+        for (std::size_t i = 0; i < count; ++i) {
+            gather_slot& slot = slots[i];
+            task_state* child = slot.child;
+            if (!child) continue;
+            if (slot.link.linked()) {
+                unlink_waiter(child->waiters_, &slot.link);
+                child->retrieved_ = true;
+            }
+            if (child->loop_) child->loop_->withdraw(&slot);
+            slot.child = nullptr;
+            child->release();
+        }
+    }
+
+    void suspend(std::coroutine_handle<> h) {
+        task_state& t = suspending_task("aio::gather()");
+        awaiting = &t;
+        t.run_.resume = h;
+        t.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
+        if (t.must_cancel_ && on_cancel(this)) t.must_cancel_ = false;
+    }
+
+    void check_result() {
+        if (consumed) throw invalid_state_error("an aio::gather can be awaited only once");
+        consumed = true;
+        throw_if_cancel_pending(awaiting);
+        if (error) std::rethrow_exception(error);
+    }
+
+    loop_core* loop;
+    gather_slot* slots;
+    std::size_t count;
+    std::size_t remaining;
+    task_state* awaiting = nullptr;
+    std::exception_ptr error;
+    bool return_exceptions;
+    bool done;
+    bool cancel_requested = false;
+    bool consumed = false;
+
+private:
+    void complete() {
+        done = true;
+        if (awaiting) loop->schedule(*awaiting);
+    }
+
+    static void on_child_done(ready_item* item) noexcept {
+        auto& slot = *static_cast<gather_slot*>(item);
+        gather_state& g = *slot.owner;
+        task_state& child = *slot.child;
+        --g.remaining;
+        if (g.done) {
+            child.retrieved_ = true;
+            return;
+        }
+        if (!g.return_exceptions && child.has_error()) {  // the first failure ends the gather
+            child.retrieved_ = true;
+            g.error = child.error();
+            g.complete();
+            return;
+        }
+        if (g.remaining == 0) {
+            if (g.cancel_requested) g.error = std::make_exception_ptr(cancelled_error());
+            g.complete();
+        }
+    }
+
+    // Cancelling the awaiting task cancels every child (rule 8).
+    static bool on_cancel(cancel_hook* hook) noexcept {
+        auto& g = *static_cast<gather_state*>(hook);
+        if (g.done) return false;
+        bool any = false;
+        for (std::size_t i = 0; i < g.count; ++i)
+            if (g.slots[i].child && g.slots[i].child->cancel()) any = true;
+        if (any) g.cancel_requested = true;
+        return any;
+    }
+};
+
+// --- what a child argument may be, and the value it contributes
+
+template <class A>
+struct gather_child;
+template <class T>
+struct gather_child<task<T>> {
+    using value_type = T;
+    static task_state* adopt(loop_core& loop, task<T>&& t) {
+        task_handle<T> h = loop.owner().create_task(std::move(t));
+        task_state* state = handle_access::state(h);
+        state->add_ref();
+        return state;
+    }
+};
+template <class T>
+struct gather_child<task_handle<T>> {
+    using value_type = T;
+    static task_state* adopt(loop_core&, const task_handle<T>& h) {
+        task_state* state = handle_access::state(h);
+        if (!state) throw invalid_state_error("aio::gather() of an empty task_handle");
+        state->add_ref();
+        return state;
+    }
+};
+
+template <class A>
+concept gatherable = requires { typename gather_child<std::remove_cvref_t<A>>::value_type; } &&
+                     (!std::is_same_v<std::remove_cvref_t<A>, task<typename gather_child<std::remove_cvref_t<A>>::value_type>> ||
+                      std::is_rvalue_reference_v<A&&>);
+
+template <class A>
+using gather_value_t = typename gather_child<std::remove_cvref_t<A>>::value_type;
+
+template <class T>
+using slot_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+// One child's share of the result. Moves the value out when gather holds the only
+// reference to the child; copies it when someone else holds a handle too.
+template <class T, bool KeepExceptions>
+auto child_result(task_state& child) {
+    if constexpr (KeepExceptions) {
+        if (child.has_error()) {
+            child.retrieved_ = true;
+            return outcome<T>(child.error());
+        }
+        if constexpr (std::is_void_v<T>) return outcome<T>(std::monostate{});
+        else return outcome<T>(task_result<T>(child, child.refs_ == 1));
+    } else {
+        if constexpr (std::is_void_v<T>) return std::monostate{};
+        else return task_result<T>(child, child.refs_ == 1);
+    }
+}
+
+template <bool KeepExceptions, class... T>
+class [[nodiscard]] gather_awaitable {
+public:
+    template <class... A>
+    explicit gather_awaitable(loop_core& loop, A&&... children)
+        : state_(loop, slots_.data(), sizeof...(T), KeepExceptions) {
+        std::size_t i = 0;
+        try {
+            (state_.attach(slots_[i++], gather_child<std::remove_cvref_t<A>>::adopt(loop, std::forward<A>(children))),
+             ...);
+        } catch (...) {
+            state_.detach_all();
+            throw;
+        }
+    }
+    gather_awaitable(const gather_awaitable&) = delete;
+    gather_awaitable& operator=(const gather_awaitable&) = delete;
+    ~gather_awaitable() { state_.detach_all(); }
+
+    bool await_ready() const noexcept { return state_.done; }
+    void await_suspend(std::coroutine_handle<> h) { state_.suspend(h); }
+    auto await_resume() {
+        state_.check_result();
+        return collect(std::index_sequence_for<T...>{});
+    }
+
+private:
+    template <std::size_t... I>
+    auto collect(std::index_sequence<I...>) {
+        return std::tuple{child_result<T, KeepExceptions>(*slots_[I].child)...};
+    }
+
+    std::array<gather_slot, sizeof...(T)> slots_;
+    gather_state state_;
+};
+
+template <bool KeepExceptions, class T>
+class [[nodiscard]] gather_range_awaitable {
+public:
+    template <class Child>
+    gather_range_awaitable(loop_core& loop, std::vector<Child>&& children)
+        : slots_(std::make_unique<gather_slot[]>(children.size())),
+          state_(loop, slots_.get(), children.size(), KeepExceptions) {
+        try {
+            for (std::size_t i = 0; i < children.size(); ++i)
+                state_.attach(slots_[i], gather_child<Child>::adopt(loop, std::move(children[i])));
+        } catch (...) {
+            state_.detach_all();
+            throw;
+        }
+    }
+    gather_range_awaitable(const gather_range_awaitable&) = delete;
+    gather_range_awaitable& operator=(const gather_range_awaitable&) = delete;
+    ~gather_range_awaitable() { state_.detach_all(); }
+
+    bool await_ready() const noexcept { return state_.done; }
+    void await_suspend(std::coroutine_handle<> h) { state_.suspend(h); }
+    auto await_resume() {
+        state_.check_result();
+        using value = decltype(child_result<T, KeepExceptions>(std::declval<task_state&>()));
+        std::vector<value> results;
+        results.reserve(state_.count);
+        for (std::size_t i = 0; i < state_.count; ++i)
+            results.push_back(child_result<T, KeepExceptions>(*slots_[i].child));
+        return results;
+    }
+
+private:
+    std::unique_ptr<gather_slot[]> slots_;
+    gather_state state_;
+};
+
+}  // namespace aio::detail

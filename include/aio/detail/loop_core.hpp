@@ -1,0 +1,387 @@
+#pragma once
+// The event loop proper: ready queue, timer heap, the multiplexer it blocks in, and the
+// bookkeeping of the tasks it owns. aio::event_loop is the public face of this class.
+//
+// One iteration (run_once) follows asyncio's BaseEventLoop._run_once: wait for the
+// next timer or I/O only when nothing is ready, move every due timer to the ready
+// queue, then run exactly the entries that were queued when the iteration began.
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../errors.hpp"
+#include "../exception_context.hpp"
+#include "callback_node.hpp"
+#include "epoll_poller.hpp"
+#include "ready_queue.hpp"
+#include "sleep_node.hpp"
+#include "task_state.hpp"
+#include "timer_heap.hpp"
+
+namespace aio {
+class event_loop;
+}
+
+namespace aio::detail {
+
+class loop_core;
+
+// The loop running on this thread, set only while it runs.
+inline thread_local loop_core* running_loop = nullptr;
+
+inline std::int64_t steady_now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// One line on stderr, written at once so that lines from threads do not interleave.
+inline void print_exception_context(const exception_context& context) noexcept {
+    try {
+        std::string line = "aio: " + context.message;
+        if (!context.task_name.empty()) line += " (task '" + context.task_name + "')";
+        if (context.exception) {
+            try {
+                std::rethrow_exception(context.exception);
+            } catch (const std::exception& e) {
+                line += ": ";
+                line += e.what();
+            } catch (...) {
+                line += ": unknown exception";
+            }
+        }
+        line += '\n';
+        std::fputs(line.c_str(), stderr);
+    } catch (...) {
+        std::fputs("aio: an error occurred and could not be described\n", stderr);
+    }
+}
+
+class loop_core {
+public:
+    using exception_handler = std::function<void(event_loop&, const exception_context&)>;
+
+    explicit loop_core(event_loop& owner) : owner_(owner) {}
+    ~loop_core() {
+        if (!closed) close();
+    }
+    loop_core(const loop_core&) = delete;
+    loop_core& operator=(const loop_core&) = delete;
+
+    // --- scheduling (rule 4: a wake-up appends, nothing resumes inline)
+
+    void schedule(task_state& t) {
+        t.run_.awaiting = 0;
+        ready.push(entry_of(&t, tag_task));
+    }
+    void push(ready_item* item) { item->queued_at = ready.push(entry_of(item, tag_item)); }
+    void wake(std::uintptr_t entry) {
+        if ((entry & tag_mask) == tag_task) schedule(*pointer_of<task_state>(entry));
+        else push(pointer_of<ready_item>(entry));
+    }
+    void withdraw(ready_item* item) noexcept {
+        if (item->queued_at == not_queued) return;
+        ready.withdraw(item->queued_at, entry_of(item, tag_item));
+        item->queued_at = not_queued;
+    }
+
+    void check_open() const {
+        if (closed) throw aio::runtime_error("Event loop is closed");
+    }
+
+    // --- tasks
+
+    void spawn(task_state& t, std::string name) {
+        check_open();
+        if (!name.empty()) t.set_name(std::move(name));
+        else t.name_ = next_task_id_++;
+        t.spawned_ = true;
+        t.started_ = false;
+        t.loop_ = this;
+        t.run_.resume = t.frame();
+        pending.push_back(&t);
+        schedule(t);
+    }
+
+    // The task's coroutine reached its final suspend point (or was cancelled before
+    // it started): wake its waiters in the order they came.
+    void finish(task_state& t) noexcept {
+        pending.unlink(&t);
+        while (waiter* w = t.waiters_) {
+            unlink_waiter(t.waiters_, w);
+            wake(w->entry);
+        }
+    }
+
+    void report_unretrieved(task_state& t) noexcept {
+        if (t.status() == task_status::error && !t.retrieved_)
+            report({"Task exception was never retrieved", t.error(), t.name()});
+    }
+
+    // Removes a sleeping task's timer and wakes the task; false when too late.
+    bool cancel_sleep(sleep_node& s) noexcept {
+        if (s.armed()) timers.remove(&s.timer);
+        else if (s.timer.heap_index != sleep_node::queued) return false;
+        s.timer.heap_index = sleep_node::cancelled;
+        schedule(*s.task);
+        return true;
+    }
+
+    // --- running
+
+    void run_forever() {
+        run_until([this] { return stopping; });
+    }
+
+    // Runs whole iterations until `done()` holds after one.
+    template <class Done>
+    void run_until(Done done) {
+        check_open();
+        if (running) throw aio::runtime_error("This event loop is already running");
+        if (running_loop) throw aio::runtime_error("Cannot run the event loop while another loop is running");
+        struct running_scope {
+            loop_core& loop;
+            explicit running_scope(loop_core& l) : loop(l) {
+                loop.running = true;
+                running_loop = &l;
+            }
+            ~running_scope() {
+                loop.running = false;
+                loop.stopping = false;
+                running_loop = nullptr;
+            }
+        } scope(*this);
+        do run_once();
+        while (!done());
+    }
+
+    void run_once() {
+        if (ready.empty() && !stopping) {
+            if (!timers.empty()) poller.wait(timers.top_deadline(), true);
+            else if (poller.can_wake()) poller.wait(epoll_poller::no_deadline, true);
+            else
+                throw aio::runtime_error(
+                    "aio event loop: nothing is ready and nothing can wake the loop "
+                    "(every task waits on another: a deadlock)");
+        } else if (poller.can_wake()) {
+            poller.wait(epoll_poller::no_deadline, false);
+        }
+        if (!timers.empty()) fire_due_timers();
+        for (std::size_t n = ready.size(); n > 0; --n)
+            if (std::uintptr_t entry = ready.pop()) dispatch(entry);
+    }
+
+    // --- closing
+
+    void close() {
+        if (running) throw aio::runtime_error("Cannot close a running event loop");
+        if (closed) return;
+        closed = true;
+        // Work that never ran.
+        while (!ready.empty()) {
+            std::uintptr_t entry = ready.pop();
+            if (entry && (entry & tag_mask) == tag_item) {
+                auto* item = pointer_of<ready_item>(entry);
+                item->queued_at = not_queued;
+                if (item->discard) item->discard(item);
+            }
+        }
+        // Tasks still pending end cancelled; their frames are destroyed now, or when
+        // the last handle to them goes if someone still holds one.
+        std::vector<task_state*> doomed;
+        doomed.reserve(pending.size);
+        for (task_state* t = pending.head; t; t = t->next_) doomed.push_back(t);
+        for (task_state* t : doomed) {
+            pending.unlink(t);
+            while (waiter* w = t->waiters_) {  // done callbacks never run; awaiters are doomed too
+                unlink_waiter(t->waiters_, w);
+                if ((w->entry & tag_mask) == tag_item) {
+                    auto* item = pointer_of<ready_item>(w->entry);
+                    if (item->discard) item->discard(item);
+                }
+            }
+            t->set_error(std::make_exception_ptr(cancelled_error("the event loop was closed")),
+                         task_status::cancelled);
+            t->retrieved_ = true;
+            t->finished_ = true;
+            finished.push_back(t);
+            t->add_ref();
+        }
+        for (task_state* t : doomed) t->release();
+        // Timers left: callbacks are dropped; sleeps belong to frames kept by a handle.
+        timers.clear([](const timer_heap::entry& e) {
+            if ((e.tagged & timer_is_sleep) == 0) drop(reinterpret_cast<callback_node*>(e.tagged));
+        });
+        // What outlives the loop forgets it.
+        for (task_state* t = finished.head; t;) {
+            task_state* next = t->next_;
+            t->loop_ = nullptr;
+            t->prev_ = t->next_ = nullptr;
+            t = next;
+        }
+        finished = {};
+    }
+
+    // --- errors
+
+    void report(const exception_context& context) noexcept {
+        if (!handler) {
+            print_exception_context(context);
+            return;
+        }
+        try {
+            handler(owner_, context);
+        } catch (...) {
+            print_exception_context({"Unhandled error in exception handler", std::current_exception(), {}});
+            print_exception_context(context);
+        }
+    }
+
+    event_loop& owner() const noexcept { return owner_; }
+
+    ready_queue ready;
+    timer_heap timers;
+    epoll_poller poller;
+    task_list pending;   // in creation order: all_tasks(), shutdown
+    task_list finished;  // done, still referenced by a handle
+    task_state* current = nullptr;
+    exception_handler handler;
+    bool running = false;
+    bool stopping = false;
+    bool closed = false;
+
+private:
+    void fire_due_timers() {
+        const std::int64_t now = steady_now_ns();
+        while (!timers.empty() && timers.top_deadline() <= now) {
+            std::uintptr_t tagged = timers.pop().tagged;
+            if (tagged & timer_is_sleep) {
+                auto* s = reinterpret_cast<sleep_node*>(tagged & ~timer_is_sleep);
+                s->timer.heap_index = sleep_node::queued;
+                ready.push(entry_of(s, tag_sleep));
+            } else {
+                push(&reinterpret_cast<callback_node*>(tagged)->item);
+            }
+        }
+    }
+
+    void dispatch(std::uintptr_t entry) noexcept {
+        switch (entry & tag_mask) {
+        case tag_task:
+            run_task(*pointer_of<task_state>(entry));
+            break;
+        case tag_sleep: {
+            // rule 6: the timer's callback completes the sleep, which wakes the task
+            auto* s = pointer_of<sleep_node>(entry);
+            if (s->timer.heap_index == sleep_node::queued) {
+                s->timer.heap_index = sleep_node::fired;
+                schedule(*s->task);
+            }
+            break;
+        }
+        default: {
+            auto* item = pointer_of<ready_item>(entry);
+            item->queued_at = not_queued;
+            item->run(item);
+        }
+        }
+    }
+
+    void run_task(task_state& t) noexcept {
+        if (!t.started_) {
+            t.started_ = true;
+            if (t.must_cancel_) {  // cancelled before its first step: the body never runs
+                t.must_cancel_ = false;
+                t.set_error(std::make_exception_ptr(cancelled_error()), task_status::cancelled);
+                finish(t);
+                reap(t);
+                return;
+            }
+        }
+        current = &t;
+        t.run_.resume.resume();
+        current = nullptr;
+        if (t.done()) reap(t);
+    }
+
+    // After the last step: the loop lets go of the task.
+    void reap(task_state& t) noexcept {
+        t.finished_ = true;
+        if (t.refs_ == 0) {
+            report_unretrieved(t);
+            t.frame().destroy();
+        } else {
+            finished.push_back(&t);
+        }
+    }
+
+    static void drop(callback_node* node) noexcept {
+        node->loop = nullptr;
+        node->release();
+    }
+
+    event_loop& owner_;
+    std::uint64_t next_task_id_ = 1;
+};
+
+inline void task_state::release() noexcept {
+    if (--refs_ != 0 || !finished_) return;
+    if (loop_) {
+        loop_->finished.unlink(this);
+        loop_->report_unretrieved(*this);
+    } else if (status() == task_status::error && !retrieved_) {
+        print_exception_context({"Task exception was never retrieved", error(), name()});
+    }
+    frame().destroy();
+}
+
+inline bool task_state::cancel() noexcept {
+    if (done()) return false;
+    if (cancels_ < (1u << 14) - 1) ++cancels_;
+    if (std::uintptr_t a = run_.awaiting) {
+        if (a & awaiting_sleep) {
+            if (loop_->cancel_sleep(*reinterpret_cast<sleep_node*>(a & ~awaiting_sleep))) return true;
+        } else {
+            auto* hook = reinterpret_cast<cancel_hook*>(a);
+            if (hook->cancel(hook)) return true;
+        }
+    }
+    must_cancel_ = true;
+    return true;
+}
+
+// The task running now, if an aio task is running on this thread.
+inline task_state* current_task_state() noexcept {
+    return running_loop ? running_loop->current : nullptr;
+}
+
+// For an awaiter about to suspend: the running task, or a clear error.
+inline task_state& suspending_task(const char* what) {
+    task_state* t = current_task_state();
+    if (!t) throw aio::runtime_error(std::string(what) + " must be awaited inside a task run by an aio event loop");
+    return *t;
+}
+
+// Delivers a cancel() that arrived while the task was ready to run (asyncio's
+// _must_cancel): the awaiter that resumes throws instead of returning.
+inline void throw_if_cancel_pending(task_state* t) {
+    if (t && t->must_cancel_) {
+        t->must_cancel_ = false;
+        throw cancelled_error();
+    }
+}
+
+}  // namespace aio::detail
+
+namespace aio::detail {
+// The running loop, or a clear error naming the operation that needed one.
+inline loop_core* running_loop_or_throw(const char* what) {
+    if (!running_loop) throw aio::runtime_error(std::string(what) + " needs a running event loop");
+    return running_loop;
+}
+}  // namespace aio::detail

@@ -1,0 +1,97 @@
+#pragma once
+// The promise of aio::task<T>: task_state plus the result's storage.
+
+#include <coroutine>
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "../errors.hpp"
+#include "loop_core.hpp"
+#include "task_state.hpp"
+
+namespace aio {
+template <class T>
+class task;
+}
+
+namespace aio::detail {
+
+// Resumption at the end of a task:
+// - a lazy task started inline by its awaiter's await_suspend returns there
+//   (the awaiter sees it done and does not suspend: no stack growth in a long run of
+//   synchronous completions, even where the compiler emits no tail calls);
+// - a lazy task that had suspended transfers symmetrically to its awaiter;
+// - a spawned task wakes its waiters through the loop and returns to the loop, which
+//   destroys the frame once no handle refers to it.
+struct final_awaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        task_state& t = h.promise();
+        if (t.spawned_) {
+            if (t.loop_) t.loop_->finish(t);
+            return std::noop_coroutine();
+        }
+        if (t.inline_start_) return std::noop_coroutine();
+        return t.continuation_;
+    }
+    void await_resume() const noexcept {}
+};
+
+template <class T>
+class promise_base : public task_state {
+public:
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    final_awaiter final_suspend() const noexcept { return {}; }
+
+    void unhandled_exception() noexcept {
+        std::exception_ptr e = std::current_exception();
+        task_status kind = task_status::error;
+        // A spawned task that lets cancelled_error escape ends cancelled, not failed.
+        if (spawned_) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const cancelled_error&) {
+                kind = task_status::cancelled;
+            } catch (...) {
+            }
+        }
+        set_error(std::move(e), kind);
+    }
+};
+
+template <class T>
+class promise final : public promise_base<T> {
+public:
+    promise() noexcept {}
+    ~promise() {
+        if (this->status() == task_status::value) value_.~T();
+    }
+
+    task<T> get_return_object();
+
+    template <class U = T>
+        requires std::is_constructible_v<T, U&&>
+    void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+        ::new (static_cast<void*>(std::addressof(value_))) T(std::forward<U>(value));
+        this->set_value();
+    }
+
+    T& value() noexcept { return value_; }
+
+private:
+    union {
+        T value_;
+    };
+};
+
+template <>
+class promise<void> final : public promise_base<void> {
+public:
+    task<void> get_return_object();
+    void return_void() noexcept { set_value(); }
+};
+
+}  // namespace aio::detail

@@ -1,0 +1,173 @@
+#pragma once
+// The state every aio coroutine frame carries: the promise's non-template part.
+//
+// A task's state lives inside its own coroutine frame, so create_task allocates
+// nothing beyond the frame. The layout is packed to 64 bytes: a sleeping task costs
+// one frame and a heap slot. Fields used only while the task is pending share
+// storage with the result, which exists only once it is done.
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace aio::detail {
+
+class loop_core;
+
+// A node in a task's list of waiters. When the task finishes, each waiter's `entry`
+// (a tagged ready-queue entry) is appended to the ready queue, oldest waiter first.
+struct waiter {
+    waiter* prev = nullptr;
+    waiter* next = nullptr;
+    std::uintptr_t entry = 0;
+
+    bool linked() const noexcept { return prev != nullptr; }
+};
+
+// Circular, doubly linked: `head` is the oldest waiter, head->prev the newest.
+inline void push_waiter(waiter*& head, waiter* w) noexcept {
+    if (!head) {
+        w->prev = w->next = w;
+        head = w;
+        return;
+    }
+    waiter* tail = head->prev;
+    w->prev = tail;
+    w->next = head;
+    tail->next = w;
+    head->prev = w;
+}
+
+inline void unlink_waiter(waiter*& head, waiter* w) noexcept {
+    if (w->next == w) {
+        head = nullptr;
+    } else {
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        if (head == w) head = w->next;
+    }
+    w->prev = w->next = nullptr;
+}
+
+// What a suspended task is waiting on, so that cancel() can reach it. `cancel`
+// returns true when the cancellation was delivered: the waiter will be woken.
+struct cancel_hook {
+    bool (*cancel)(cancel_hook*) noexcept = nullptr;
+};
+enum : std::uintptr_t { awaiting_hook = 0, awaiting_sleep = 1 };
+
+enum class task_status : std::uint8_t { pending, value, error, cancelled };
+
+struct task_state {
+    task_state() noexcept : run_{} {}
+    ~task_state() {
+        if (has_error()) error_.~exception_ptr();
+        if (named_) delete name_string();
+    }
+    task_state(const task_state&) = delete;
+    task_state& operator=(const task_state&) = delete;
+
+    task_status status() const noexcept { return static_cast<task_status>(status_); }
+    bool done() const noexcept { return status_ != 0; }
+    bool has_error() const noexcept {
+        return status() == task_status::error || status() == task_status::cancelled;
+    }
+    const std::exception_ptr& error() const noexcept { return error_; }
+
+    void set_value() noexcept { status_ = static_cast<std::uint8_t>(task_status::value); }
+    void set_error(std::exception_ptr e, task_status s) noexcept {
+        ::new (static_cast<void*>(&error_)) std::exception_ptr(std::move(e));
+        status_ = static_cast<std::uint8_t>(s);
+    }
+
+    // The frame this state lives in (the promise sits at a fixed offset in it).
+    std::coroutine_handle<> frame() const noexcept {
+        return std::coroutine_handle<>::from_address(
+            const_cast<char*>(reinterpret_cast<const char*>(this)) - frame_offset_);
+    }
+    void set_frame(void* frame_address) {
+        auto offset = reinterpret_cast<char*>(this) - static_cast<char*>(frame_address);
+        frame_offset_ = static_cast<std::uint8_t>(offset);
+        if (offset < 0 || offset != frame_offset_)
+            throw std::logic_error("aio: unsupported coroutine frame layout");
+    }
+
+    std::string name() const {
+        return named_ ? *name_string() : "Task-" + std::to_string(name_);
+    }
+    void set_name(std::string name) {
+        if (named_) {
+            *name_string() = std::move(name);
+        } else {
+            name_ = reinterpret_cast<std::uintptr_t>(new std::string(std::move(name)));
+            named_ = true;
+        }
+    }
+
+    void add_ref() noexcept { ++refs_; }
+    // Defined by loop_core: these reach the loop.
+    void release() noexcept;
+    bool cancel() noexcept;
+
+    // --- pending: where to resume and what the task is suspended on | done: the error
+    struct run_state {
+        std::coroutine_handle<> resume;  // the innermost suspended frame
+        std::uintptr_t awaiting;         // tagged cancel_hook* or sleep_node*, 0 when none
+    };
+    union {
+        run_state run_;
+        std::exception_ptr error_;
+    };
+    // --- a lazy task resumes its awaiter inline; a spawned task belongs to a loop
+    union {
+        std::coroutine_handle<> continuation_;
+        loop_core* loop_;  // null once the loop has closed
+    };
+    waiter* waiters_ = nullptr;
+    task_state* prev_ = nullptr;  // the loop's list of pending (then finished) tasks
+    task_state* next_ = nullptr;
+    std::uintptr_t name_ = 0;  // the task number, or a std::string* when named_
+    std::uint32_t refs_ = 0;   // task handles
+    std::uint16_t cancels_ : 14 = 0;     // cancel() requests (asyncio's cancelling())
+    std::uint16_t value_taken_ : 1 = 0;  // a move-only result was moved out
+    std::uint16_t finished_ : 1 = 0;     // past its last step: handles may now destroy it
+    std::uint8_t frame_offset_ = 0;
+    std::uint8_t status_ : 2 = 0;
+    bool spawned_ : 1 = false;       // owned by a loop (create_task), not awaited inline
+    bool started_ : 1 = false;       // resumed at least once
+    bool must_cancel_ : 1 = false;   // throw cancelled_error at the next resumption
+    bool retrieved_ : 1 = false;     // someone looked at the error
+    bool named_ : 1 = false;
+    bool inline_start_ : 1 = false;  // being started by its awaiter's await_suspend
+
+private:
+    std::string* name_string() const noexcept { return reinterpret_cast<std::string*>(name_); }
+};
+
+static_assert(sizeof(task_state) == 64, "task_state is packed to one cache line");
+
+// The loop's intrusive list of tasks, in creation order.
+struct task_list {
+    task_state* head = nullptr;
+    task_state* tail = nullptr;
+    std::size_t size = 0;
+
+    void push_back(task_state* t) noexcept {
+        t->prev_ = tail;
+        t->next_ = nullptr;
+        (tail ? tail->next_ : head) = t;
+        tail = t;
+        ++size;
+    }
+    void unlink(task_state* t) noexcept {
+        (t->prev_ ? t->prev_->next_ : head) = t->next_;
+        (t->next_ ? t->next_->prev_ : tail) = t->prev_;
+        t->prev_ = t->next_ = nullptr;
+        --size;
+    }
+};
+
+}  // namespace aio::detail

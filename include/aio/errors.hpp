@@ -1,0 +1,39 @@
+#pragma once
+// The four error types of asyncio, as C++ exceptions.
+
+#include <stdexcept>
+#include <string>
+
+namespace aio {
+
+// Thrown at the co_await where a cancelled task is suspended (asyncio.CancelledError).
+// It derives from std::runtime_error, so `catch (const std::exception&)` also catches a
+// cancellation: rethrow it, or the task carries on as if it had not been cancelled.
+class cancelled_error : public std::runtime_error {
+public:
+    cancelled_error() : std::runtime_error("the task was cancelled") {}
+    explicit cancelled_error(const std::string& message)
+        : std::runtime_error(message.empty() ? "the task was cancelled" : message) {}
+};
+
+// A time limit ran out (asyncio.TimeoutError).
+class timeout_error : public std::runtime_error {
+public:
+    timeout_error() : std::runtime_error("the operation timed out") {}
+    explicit timeout_error(const std::string& message) : std::runtime_error(message) {}
+};
+
+// An operation is not allowed in the object's current state, e.g. reading the result
+// of a task that has not finished (asyncio.InvalidStateError).
+class invalid_state_error : public std::logic_error {
+public:
+    explicit invalid_state_error(const std::string& message) : std::logic_error(message) {}
+};
+
+// Misuse of the event loop, e.g. aio::run() inside a running loop (RuntimeError).
+class runtime_error : public std::runtime_error {
+public:
+    explicit runtime_error(const std::string& message) : std::runtime_error(message) {}
+};
+
+}  // namespace aio

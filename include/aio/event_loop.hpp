@@ -1,0 +1,193 @@
+#pragma once
+// aio::event_loop: asyncio's event loop — one thread, a FIFO ready queue, a timer
+// heap and an epoll multiplexer (see detail/loop_core.hpp for the iteration).
+//
+// Most programs never touch it: aio::run creates one, runs the main task and closes
+// it. aio::get_running_loop() reaches the loop from inside a task.
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "detail/callback_node.hpp"
+#include "detail/loop_core.hpp"
+#include "errors.hpp"
+#include "exception_context.hpp"
+#include "handle.hpp"
+#include "task.hpp"
+#include "task_handle.hpp"
+
+namespace aio {
+
+namespace detail {
+struct loop_access;
+}
+
+class event_loop {
+public:
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    using exception_handler = std::function<void(event_loop&, const exception_context&)>;
+
+    event_loop() = default;
+    // Closes the loop if it is still open (see close()).
+    ~event_loop() = default;
+    event_loop(const event_loop&) = delete;
+    event_loop& operator=(const event_loop&) = delete;
+
+    // Runs `main` as a task until it ends; returns its value or rethrows its
+    // exception. Throws aio::runtime_error if this or another loop is already running
+    // on this thread, if the loop is closed, or if the loop stops first.
+    template <class T>
+    T run_until_complete(task<T> main);
+
+    // Runs until stop() is called. Throws aio::runtime_error when nothing is left
+    // that could ever run (a deadlock).
+    void run_forever() { core_.run_forever(); }
+
+    // The loop finishes the iteration it is in, then run_forever() returns.
+    void stop() noexcept { core_.stopping = true; }
+
+    // Cancels what never ran and destroys the frame of every task still pending (or
+    // leaves it to the last handle that refers to it). Throws while running.
+    void close() { core_.close(); }
+
+    bool is_running() const noexcept { return core_.running; }
+    bool is_closed() const noexcept { return core_.closed; }
+    time_point time() const noexcept { return clock::now(); }
+
+    // Schedules f() at the back of the ready queue. Allocates the callback.
+    template <class F>
+        requires std::is_invocable_v<std::decay_t<F>&>
+    handle call_soon(F&& f) {
+        core_.check_open();
+        auto* node = make_callback(std::forward<F>(f));
+        core_.push(&node->item);
+        return handle(node);
+    }
+
+    // Schedules f() for `delay` from now (a delay <= 0 means the next iteration's
+    // timer check). Cancelling the handle removes the timer.
+    template <class Rep, class Period, class F>
+        requires std::is_invocable_v<std::decay_t<F>&>
+    timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& f) {
+        return call_at(time() + std::chrono::duration_cast<clock::duration>(delay), std::forward<F>(f));
+    }
+
+    template <class F>
+        requires std::is_invocable_v<std::decay_t<F>&>
+    timer_handle call_at(time_point when, F&& f) {
+        core_.check_open();
+        auto* node = make_callback(std::forward<F>(f));
+        node->when = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+        try {
+            core_.timers.push(node->when, reinterpret_cast<std::uintptr_t>(node) | detail::timer_is_callback);
+        } catch (...) {
+            node->release();
+            throw;
+        }
+        return timer_handle(node);
+    }
+
+    // Wraps `t` in a task scheduled at the back of the ready queue: it starts once the
+    // caller yields. Tasks are named "Task-N" in creation order unless named.
+    template <class T>
+    task_handle<T> create_task(task<T> t, std::string name = {}) {
+        auto& p = t.detach_for_spawn();
+        core_.spawn(p, std::move(name));
+        t.release();
+        return task_handle<T>(&p);
+    }
+
+    // Replaces the default handler (one line on stderr); an empty function restores it.
+    void set_exception_handler(exception_handler handler) { core_.handler = std::move(handler); }
+    exception_handler get_exception_handler() const { return core_.handler; }
+    void call_exception_handler(const exception_context& context) noexcept { core_.report(context); }
+    static void default_exception_handler(const exception_context& context) noexcept {
+        detail::print_exception_context(context);
+    }
+
+private:
+    template <class F>
+    detail::callback_node* make_callback(F&& f) {
+        auto* node = new detail::callback_impl<std::decay_t<F>>(std::forward<F>(f));
+        node->loop = &core_;
+        node->item.run = run_callback;
+        node->item.discard = discard_callback;
+        return node;
+    }
+
+    static void run_callback(detail::ready_item* item) noexcept {
+        auto* node = detail::callback_node::from_item(item);
+        if (!node->cancelled && node->loop) {
+            try {
+                node->invoke(node);
+            } catch (...) {
+                node->loop->report({"Exception in callback", std::current_exception(), {}});
+            }
+        }
+        node->release();
+    }
+    static void discard_callback(detail::ready_item* item) noexcept {
+        auto* node = detail::callback_node::from_item(item);
+        node->loop = nullptr;
+        node->release();
+    }
+
+    friend struct detail::loop_access;
+    detail::loop_core core_{*this};
+};
+
+namespace detail {
+struct loop_access {
+    static loop_core& core(event_loop& loop) noexcept { return loop.core_; }
+};
+}  // namespace detail
+
+// The loop running on this thread; throws aio::runtime_error when there is none.
+inline event_loop& get_running_loop() {
+    if (!detail::running_loop) throw aio::runtime_error("no running event loop");
+    return detail::running_loop->owner();
+}
+
+namespace detail {
+// run_until_complete stops the loop once the main task has ended — through the ready
+// queue, like any done callback (API rule 9).
+struct stop_when_done : ready_item {
+    stop_when_done(loop_core& loop, task_state& t) : loop_(loop), task_(t) {
+        run = [](ready_item* item) noexcept { static_cast<stop_when_done*>(item)->loop_.stopping = true; };
+        link_.entry = entry_of(static_cast<ready_item*>(this), tag_item);
+        push_waiter(task_.waiters_, &link_);
+    }
+    ~stop_when_done() {
+        if (link_.linked()) unlink_waiter(task_.waiters_, &link_);
+        loop_.withdraw(this);
+    }
+    stop_when_done(const stop_when_done&) = delete;
+    stop_when_done& operator=(const stop_when_done&) = delete;
+
+private:
+    loop_core& loop_;
+    task_state& task_;
+    waiter link_;
+};
+}  // namespace detail
+
+template <class T>
+T event_loop::run_until_complete(task<T> main) {
+    core_.check_open();
+    if (core_.running) throw aio::runtime_error("This event loop is already running");
+    if (detail::running_loop) throw aio::runtime_error("Cannot run the event loop while another loop is running");
+    task_handle<T> h = create_task(std::move(main));
+    detail::task_state& t = *detail::handle_access::state(h);
+    {
+        detail::stop_when_done stopper(core_, t);
+        core_.run_forever();
+    }
+    if (!t.done()) throw aio::runtime_error("Event loop stopped before the task completed");
+    return detail::task_result<T>(t, t.refs_ == 1);
+}
+
+}  // namespace aio

@@ -1,0 +1,74 @@
+#pragma once
+// co_await aio::gather(...): asyncio.gather.
+//
+//   auto [a, b] = co_await aio::gather(fetch(1), fetch(2));        // std::tuple<A, B>
+//   std::vector<int> all = co_await aio::gather(std::move(tasks));  // from std::vector<task<int>>
+//   auto slots = co_await aio::gather(aio::return_exceptions, f(), g());  // aio::outcome<T> each
+//
+// Children are lazy tasks (moved in) or task handles (shared). Calling gather wraps the
+// lazy ones into tasks at once, in argument order; they start when the caller yields.
+// Results come in argument order; a void child contributes std::monostate.
+//
+// Resumption: the awaiting task is woken through the ready queue once every child's
+// done step has run (rule 7), or as soon as one child fails: that first exception is
+// rethrown from the co_await and the other children keep running (their later errors
+// count as retrieved). With aio::return_exceptions every slot holds the value or the
+// exception instead, and the gather waits for all.
+//
+// Cancellation: cancelling the awaiting task cancels every child; the co_await then
+// throws aio::cancelled_error. A cancelled child counts as a failure (its slot holds
+// aio::cancelled_error under return_exceptions).
+//
+// Allocation: the lazy children's frames; the range overloads also allocate their slots.
+
+#include <vector>
+
+#include "detail/gather.hpp"
+#include "event_loop.hpp"
+#include "outcome.hpp"
+#include "task.hpp"
+#include "task_handle.hpp"
+
+namespace aio {
+
+inline constexpr return_exceptions_t return_exceptions{};
+
+template <class... A>
+    requires(detail::gatherable<A> && ...)
+auto gather(A&&... children) {
+    return detail::gather_awaitable<false, detail::gather_value_t<A>...>(
+        *detail::running_loop_or_throw("aio::gather()"), std::forward<A>(children)...);
+}
+
+template <class... A>
+    requires(detail::gatherable<A> && ...)
+auto gather(return_exceptions_t, A&&... children) {
+    return detail::gather_awaitable<true, detail::gather_value_t<A>...>(
+        *detail::running_loop_or_throw("aio::gather()"), std::forward<A>(children)...);
+}
+
+template <class T>
+auto gather(std::vector<task<T>> children) {
+    return detail::gather_range_awaitable<false, T>(*detail::running_loop_or_throw("aio::gather()"),
+                                                    std::move(children));
+}
+
+template <class T>
+auto gather(std::vector<task_handle<T>> children) {
+    return detail::gather_range_awaitable<false, T>(*detail::running_loop_or_throw("aio::gather()"),
+                                                    std::move(children));
+}
+
+template <class T>
+auto gather(return_exceptions_t, std::vector<task<T>> children) {
+    return detail::gather_range_awaitable<true, T>(*detail::running_loop_or_throw("aio::gather()"),
+                                                   std::move(children));
+}
+
+template <class T>
+auto gather(return_exceptions_t, std::vector<task_handle<T>> children) {
+    return detail::gather_range_awaitable<true, T>(*detail::running_loop_or_throw("aio::gather()"),
+                                                   std::move(children));
+}
+
+}  // namespace aio

@@ -1,0 +1,246 @@
+#pragma once
+// aio::task_handle<T> and aio::any_task_handle: shared references to a task that runs
+// on its own (asyncio's Task object), as returned by aio::create_task.
+//
+// Handles are cheap to copy (a reference count in the task's frame). Dropping every
+// handle does not stop the task: the loop owns it until it ends. The frame, and with
+// it the result, lives until the task has ended and the last handle is gone.
+
+#include <coroutine>
+#include <exception>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "detail/callback_node.hpp"
+#include "detail/loop_core.hpp"
+#include "detail/task_state.hpp"
+#include "errors.hpp"
+#include "task.hpp"
+
+namespace aio {
+
+namespace detail {
+struct handle_access;
+}
+
+// What every handle can do, whatever the task's result type.
+class any_task_handle {
+public:
+    any_task_handle() noexcept = default;
+    any_task_handle(const any_task_handle& other) noexcept : state_(other.state_) {
+        if (state_) state_->add_ref();
+    }
+    any_task_handle(any_task_handle&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    any_task_handle& operator=(any_task_handle other) noexcept {
+        std::swap(state_, other.state_);
+        return *this;
+    }
+    ~any_task_handle() {
+        if (state_) state_->release();
+    }
+
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+    friend bool operator==(const any_task_handle& a, const any_task_handle& b) noexcept {
+        return a.state_ == b.state_;
+    }
+
+    bool done() const { return state().done(); }
+    bool cancelled() const { return state().status() == detail::task_status::cancelled; }
+
+    // Requests cancellation (API rule 8): the task gets aio::cancelled_error at the
+    // co_await where it is suspended — what it awaits is cancelled too. Returns false
+    // if the task has already ended.
+    bool cancel() { return state().cancel(); }
+
+    // How many cancel() requests are pending on the task (asyncio's cancelling()).
+    int cancelling() const { return state().done() ? 0 : state().cancels_; }
+
+    std::string name() const { return state().name(); }
+    void set_name(std::string name) { state().set_name(std::move(name)); }
+
+    // The exception the task ended with, or null if it returned normally. Throws
+    // aio::invalid_state_error while the task runs and aio::cancelled_error if it was
+    // cancelled. Marks the exception as retrieved.
+    std::exception_ptr exception() const {
+        detail::task_state& t = finished_state("exception");
+        if (t.status() == detail::task_status::cancelled) std::rethrow_exception(t.error());
+        t.retrieved_ = true;
+        return t.status() == detail::task_status::error ? t.error() : nullptr;
+    }
+
+protected:
+    explicit any_task_handle(detail::task_state* state) noexcept : state_(state) {
+        if (state_) state_->add_ref();
+    }
+
+    detail::task_state& state() const {
+        if (!state_) throw invalid_state_error("empty aio task handle");
+        return *state_;
+    }
+    detail::task_state& finished_state(const char* what) const {
+        detail::task_state& t = state();
+        if (!t.done()) throw invalid_state_error(std::string(what) + "() called on a task that has not finished");
+        return t;
+    }
+
+    detail::task_state* state_ = nullptr;
+
+    friend struct detail::handle_access;
+};
+
+namespace detail {
+// Lets the library's own awaiters reach the state behind a handle.
+struct handle_access {
+    static task_state* state(const any_task_handle& h) noexcept { return h.state_; }
+    static any_task_handle adopt(task_state* t) noexcept { return any_task_handle(t); }
+};
+
+// The result of a finished task: its value, or its exception rethrown. A move-only
+// value is moved out when `take` is true, once.
+template <class T>
+decltype(auto) task_result(task_state& t, bool take) {
+    if (t.has_error()) {
+        t.retrieved_ = true;
+        std::rethrow_exception(t.error());
+    }
+    if constexpr (std::is_void_v<T>) {
+        return;
+    } else {
+        auto& p = static_cast<promise<T>&>(t);
+        if (t.value_taken_) throw invalid_state_error("the task's move-only result was already moved out");
+        if constexpr (std::is_copy_constructible_v<T>) {
+            if (!take) return T(p.value());
+        }
+        t.value_taken_ = true;
+        return T(std::move(p.value()));
+    }
+}
+}  // namespace detail
+
+template <class T = void>
+class task_handle : public any_task_handle {
+public:
+    using value_type = T;
+
+    task_handle() noexcept = default;
+
+    // The task's value (a reference valid while a handle exists); rethrows the task's
+    // exception; throws aio::invalid_state_error while the task runs.
+    decltype(auto) result() const {
+        detail::task_state& t = finished_state("result");
+        if (t.has_error()) {
+            t.retrieved_ = true;
+            std::rethrow_exception(t.error());
+        }
+        if constexpr (std::is_void_v<T>) return;
+        else {
+            if (t.value_taken_) throw invalid_state_error("the task's move-only result was already moved out");
+            return static_cast<const T&>(static_cast<detail::promise<T>&>(t).value());
+        }
+    }
+
+    // Calls f(handle) once the task has ended — always through the loop, never inline,
+    // even when it has already ended (API rule 4). Allocates the callback. An
+    // exception from f goes to the loop's exception handler.
+    template <class F>
+    void add_done_callback(F f);
+
+    // co_await h: waits for the task and returns its value (a copy; `co_await
+    // std::move(h)` moves a move-only value out) or rethrows its exception. Resumes
+    // through the loop when the task ends (rule 4); a task that has ended already
+    // returns at once. Cancelling the awaiting task cancels the awaited one.
+    class awaiter;
+    awaiter operator co_await() const& { return awaiter(state_, false); }
+    awaiter operator co_await() && { return awaiter(state_, true); }
+
+private:
+    friend class event_loop;
+    friend struct detail::handle_access;
+    explicit task_handle(detail::task_state* state) noexcept : any_task_handle(state) {}
+};
+
+namespace detail {
+
+// A done callback waits in the task's waiter list like any awaiter, holding a handle
+// so the task outlives it.
+template <class T, class F>
+struct done_callback final : ready_item {
+    done_callback(task_handle<T> h, F f) : handle(std::move(h)), fn(std::move(f)) {
+        run = [](ready_item* item) noexcept {
+            auto* self = static_cast<done_callback*>(item);
+            try {
+                self->fn(std::as_const(self->handle));
+            } catch (...) {
+                task_state* t = handle_access::state(self->handle);
+                if (t->loop_) t->loop_->report({"Exception in done callback", std::current_exception(), {}});
+            }
+            delete self;
+        };
+        discard = [](ready_item* item) noexcept { delete static_cast<done_callback*>(item); };
+    }
+    waiter link;
+    task_handle<T> handle;
+    F fn;
+};
+
+}  // namespace detail
+
+template <class T>
+template <class F>
+void task_handle<T>::add_done_callback(F f) {
+    static_assert(std::is_invocable_v<F&, const task_handle<T>&>,
+                  "a done callback is called as f(const aio::task_handle<T>&)");
+    detail::task_state& t = state();
+    if (!t.loop_) throw aio::runtime_error("add_done_callback() on a task whose event loop is closed");
+    auto* node = new detail::done_callback<T, F>(*this, std::move(f));
+    if (t.done()) {
+        t.loop_->push(node);
+    } else {
+        node->link.entry = detail::entry_of(static_cast<detail::ready_item*>(node), detail::tag_item);
+        detail::push_waiter(t.waiters_, &node->link);
+    }
+}
+
+template <class T>
+class task_handle<T>::awaiter : public detail::cancel_hook {
+public:
+    awaiter(detail::task_state* target, bool take) : target_(target), take_(take) {
+        if (!target_) throw invalid_state_error("co_await on an empty aio::task_handle");
+        target_->add_ref();
+        cancel = [](detail::cancel_hook* hook) noexcept { return static_cast<awaiter*>(hook)->target_->cancel(); };
+    }
+    awaiter(const awaiter&) = delete;
+    awaiter& operator=(const awaiter&) = delete;
+    ~awaiter() {
+        if (link_.linked()) detail::unlink_waiter(target_->waiters_, &link_);
+        target_->release();
+    }
+
+    bool await_ready() const noexcept { return target_->done(); }
+
+    void await_suspend(std::coroutine_handle<> h) {
+        detail::task_state& self = detail::suspending_task("an aio::task_handle");
+        if (&self == target_) throw aio::runtime_error("a task cannot await itself");
+        self_ = &self;
+        link_.entry = detail::entry_of(&self, detail::tag_task);
+        detail::push_waiter(target_->waiters_, &link_);
+        self.run_.resume = h;
+        self.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<detail::cancel_hook*>(this));
+        // A cancel() that came while the task was running reaches what it now awaits.
+        if (self.must_cancel_ && target_->cancel()) self.must_cancel_ = false;
+    }
+
+    T await_resume() {
+        detail::throw_if_cancel_pending(self_);
+        return detail::task_result<T>(*target_, take_ && target_->refs_ <= 2);
+    }
+
+private:
+    detail::task_state* target_;
+    detail::task_state* self_ = nullptr;
+    detail::waiter link_;
+    bool take_;
+};
+
+}  // namespace aio

@@ -20,12 +20,12 @@ namespace aio {
 
 class [[nodiscard]] sleep_awaitable {
 public:
-    explicit sleep_awaitable(std::chrono::nanoseconds delay) noexcept { node_.delay = delay.count(); }
+    explicit sleep_awaitable(std::chrono::nanoseconds delay) noexcept : node_(delay.count()) {}
     sleep_awaitable(const sleep_awaitable&) = delete;
     sleep_awaitable& operator=(const sleep_awaitable&) = delete;
-    ~sleep_awaitable() {
-        if (node_.armed()) node_.task->loop_->timers.remove(&node_.timer);
-    }
+    // A frame is destroyed while it sleeps only when its loop closes, and the loop
+    // disarms every sleep before it destroys any frame: nothing to undo here.
+    ~sleep_awaitable() = default;
 
     bool await_ready() const noexcept { return false; }
 
@@ -33,28 +33,30 @@ public:
         detail::task_state& t = detail::suspending_task("aio::sleep()");
         detail::loop_core& loop = *detail::running_loop;
         const std::int64_t delay = node_.delay;
-        if (delay <= 0) {
-            node_.task = &t;
-            t.run_.resume = h;
-            loop.schedule(t);
-            return;
-        }
-        const std::int64_t deadline = detail::steady_now_ns() + delay;
-        node_.task = &t;
         t.run_.resume = h;
-        if (t.must_cancel_) {  // cancelled while running: this sleep is cancelled at once
-            t.must_cancel_ = false;
-            node_.timer.heap_index = detail::sleep_node::cancelled;
+        if (delay <= 0) {
+            node_.timer = {detail::sleep_node::fired, 0};
             loop.schedule(t);
-            return;
+        } else if (t.must_cancel_) {  // cancelled while running: this sleep is cancelled at once
+            t.must_cancel_ = false;
+            node_.timer = {detail::sleep_node::cancelled, 0};
+            loop.schedule(t);
+        } else {
+            node_.timer = {};
+            t.run_.awaiting = reinterpret_cast<std::uintptr_t>(&node_) | detail::awaiting_sleep;
+            try {
+                loop.timers.push(detail::steady_now_ns() + delay,
+                                 reinterpret_cast<std::uintptr_t>(&t) | detail::timer_is_sleep);
+            } catch (...) {
+                t.run_.awaiting = 0;
+                throw;
+            }
         }
-        loop.timers.push(deadline, reinterpret_cast<std::uintptr_t>(&node_) | detail::timer_is_sleep);
-        t.run_.awaiting = reinterpret_cast<std::uintptr_t>(&node_) | detail::awaiting_sleep;
     }
 
     void await_resume() {
         if (node_.timer.heap_index == detail::sleep_node::cancelled) throw cancelled_error();
-        detail::throw_if_cancel_pending(node_.task);
+        detail::throw_if_cancel_pending(detail::current_task_state());
     }
 
 private:

@@ -124,11 +124,12 @@ public:
     }
 
     // Removes a sleeping task's timer and wakes the task; false when too late.
-    bool cancel_sleep(sleep_node& s) noexcept {
+    bool cancel_sleep(task_state& t) noexcept {
+        sleep_node& s = *sleep_node_of(t);
         if (s.armed()) timers.remove(&s.timer);
         else if (s.timer.heap_index != sleep_node::queued) return false;
         s.timer.heap_index = sleep_node::cancelled;
-        schedule(*s.task);
+        schedule(t);
         return true;
     }
 
@@ -191,6 +192,10 @@ public:
                 if (item->discard) item->discard(item);
             }
         }
+        // Timers left: callbacks are dropped; sleeps are disarmed before their frames go.
+        timers.clear([](const timer_heap::entry& e) {
+            if ((e.tagged & timer_is_sleep) == 0) drop(reinterpret_cast<callback_node*>(e.tagged));
+        });
         // Tasks still pending end cancelled; their frames are destroyed now, or when
         // the last handle to them goes if someone still holds one.
         std::vector<task_state*> doomed;
@@ -213,10 +218,6 @@ public:
             t->add_ref();
         }
         for (task_state* t : doomed) t->release();
-        // Timers left: callbacks are dropped; sleeps belong to frames kept by a handle.
-        timers.clear([](const timer_heap::entry& e) {
-            if ((e.tagged & timer_is_sleep) == 0) drop(reinterpret_cast<callback_node*>(e.tagged));
-        });
         // What outlives the loop forgets it.
         for (task_state* t = finished.head; t;) {
             task_state* next = t->next_;
@@ -244,6 +245,8 @@ public:
 
     event_loop& owner() const noexcept { return owner_; }
 
+    using timer_heap = basic_timer_heap<timer_node_of>;
+
     ready_queue ready;
     timer_heap timers;
     epoll_poller poller;
@@ -261,9 +264,9 @@ private:
         while (!timers.empty() && timers.top_deadline() <= now) {
             std::uintptr_t tagged = timers.pop().tagged;
             if (tagged & timer_is_sleep) {
-                auto* s = reinterpret_cast<sleep_node*>(tagged & ~timer_is_sleep);
-                s->timer.heap_index = sleep_node::queued;
-                ready.push(entry_of(s, tag_sleep));
+                auto* t = reinterpret_cast<task_state*>(tagged & ~timer_is_sleep);
+                sleep_node_of(*t)->timer.heap_index = sleep_node::queued;
+                ready.push(entry_of(t, tag_sleep));
             } else {
                 push(&reinterpret_cast<callback_node*>(tagged)->item);
             }
@@ -276,11 +279,12 @@ private:
             run_task(*pointer_of<task_state>(entry));
             break;
         case tag_sleep: {
-            // rule 6: the timer's callback completes the sleep, which wakes the task
-            auto* s = pointer_of<sleep_node>(entry);
-            if (s->timer.heap_index == sleep_node::queued) {
-                s->timer.heap_index = sleep_node::fired;
-                schedule(*s->task);
+            // rule 6: the timer's callback completes the sleep, which wakes the task —
+            // unless cancel() got there first (and already woke it).
+            task_state& t = *pointer_of<task_state>(entry);
+            if (t.run_.awaiting & awaiting_sleep) {
+                sleep_node_of(t)->timer.heap_index = sleep_node::fired;
+                schedule(t);
             }
             break;
         }
@@ -345,7 +349,7 @@ inline bool task_state::cancel() noexcept {
     if (cancels_ < (1u << 14) - 1) ++cancels_;
     if (std::uintptr_t a = run_.awaiting) {
         if (a & awaiting_sleep) {
-            if (loop_->cancel_sleep(*reinterpret_cast<sleep_node*>(a & ~awaiting_sleep))) return true;
+            if (loop_->cancel_sleep(*this)) return true;
         } else {
             auto* hook = reinterpret_cast<cancel_hook*>(a);
             if (hook->cancel(hook)) return true;

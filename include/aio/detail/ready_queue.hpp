@@ -11,7 +11,7 @@ namespace aio::detail {
 enum : std::uintptr_t {
     tag_item = 0,   // a ready_item: call item->run(item)
     tag_task = 1,   // a task_state: run the task's next step
-    tag_sleep = 2,  // a sleep_node whose timer fired: wake its task
+    tag_sleep = 2,  // a task_state whose sleep timer fired: wake the task
     tag_mask = 3,
 };
 

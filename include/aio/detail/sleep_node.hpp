@@ -9,6 +9,8 @@
 
 namespace aio::detail {
 
+// The heap entry of an armed sleep points at the sleeping task, and the task's
+// `awaiting` field at this node: the node itself is only eight bytes.
 struct sleep_node {
     // States above any heap position; while armed, heap_index is the position.
     static constexpr std::uint32_t queued = timer_node::idle - 1;     // fired, its wake-up queued
@@ -16,16 +18,30 @@ struct sleep_node {
     static constexpr std::uint32_t fired = timer_node::idle - 3;      // woke its task
     static constexpr std::uint32_t first_state = fired;
 
+    explicit sleep_node(std::int64_t delay_ns) noexcept : delay(delay_ns) {}
+
     bool armed() const noexcept { return timer.heap_index < first_state; }
 
-    timer_node timer;  // first: the timer heap reaches the node through its address
     union {
         std::int64_t delay;  // before suspending, in nanoseconds
-        task_state* task;    // once suspended
+        timer_node timer;    // once suspended
     };
 };
 
-// Low bit of a timer-heap entry: which kind of node it points to.
+inline sleep_node* sleep_node_of(const task_state& t) noexcept {
+    return reinterpret_cast<sleep_node*>(t.run_.awaiting & ~std::uintptr_t{1});
+}
+
+// Low bit of a timer-heap entry: a callback_node, or a task asleep.
 enum : std::uintptr_t { timer_is_callback = 0, timer_is_sleep = 1 };
+
+// Where the heap keeps an entry's position and arming order.
+struct timer_node_of {
+    timer_node* operator()(std::uintptr_t tagged) const noexcept {
+        if (tagged & timer_is_sleep)
+            return &sleep_node_of(*reinterpret_cast<task_state*>(tagged & ~timer_is_sleep))->timer;
+        return reinterpret_cast<timer_node*>(tagged);
+    }
+};
 
 }  // namespace aio::detail

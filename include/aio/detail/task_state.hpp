@@ -115,7 +115,7 @@ struct task_state {
     // --- pending: where to resume and what the task is suspended on | done: the error
     struct run_state {
         std::coroutine_handle<> resume;  // the innermost suspended frame
-        std::uintptr_t awaiting;         // tagged cancel_hook* or sleep_node*, 0 when none
+        std::uintptr_t awaiting;         // a cancel_hook*, or a sleep_node* tagged awaiting_sleep; 0 when none
     };
     union {
         run_state run_;

@@ -17,9 +17,11 @@ struct timer_node {
     std::uint32_t seq = 0;            // arming order, for ties
 };
 
-class timer_heap {
+// `NodeOf` maps an entry's tagged word to the timer_node that records its position.
+template <class NodeOf>
+class basic_timer_heap {
 public:
-    // `tagged` is a timer_node pointer with a kind in its low bits, returned as is by pop().
+    // `tagged` says which timer this is; pop() returns it as it was pushed.
     struct entry {
         std::int64_t deadline;
         std::uintptr_t tagged;
@@ -69,11 +71,9 @@ public:
         heap_.clear();
     }
 
-    static timer_node* node_of(std::uintptr_t tagged) noexcept {
-        return reinterpret_cast<timer_node*>(tagged & ~std::uintptr_t{7});
-    }
-
 private:
+    static timer_node* node_of(std::uintptr_t tagged) noexcept { return NodeOf{}(tagged); }
+
     static constexpr std::size_t arity = 4;
 
     // Arming order breaks ties; the sequence numbers wrap, so compare their distance.

@@ -173,8 +173,11 @@ public:
             poller.wait(epoll_poller::no_deadline, false);
         }
         if (!timers.empty()) fire_due_timers();
-        for (std::size_t n = ready.size(); n > 0; --n)
-            if (std::uintptr_t entry = ready.pop()) dispatch(entry);
+        for (std::size_t n = ready.size(); n > 0; --n) {
+            std::uintptr_t entry = ready.pop();
+            if (n > 1) __builtin_prefetch(pointer_of<void>(ready.front()));  // hide the next miss
+            if (entry) dispatch(entry);
+        }
     }
 
     // --- closing

@@ -48,6 +48,8 @@ public:
         return tail_++;
     }
 
+    std::uintptr_t front() const noexcept { return slots_[head_ & (capacity_ - 1)]; }
+
     // Pops the oldest entry; 0 means the entry was withdrawn.
     std::uintptr_t pop() noexcept { return slots_[head_++ & (capacity_ - 1)]; }
 

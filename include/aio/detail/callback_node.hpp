@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "block_cache.hpp"
 #include "ready_queue.hpp"
 #include "timer_heap.hpp"
 
@@ -35,6 +36,9 @@ struct callback_node {
 
 template <class F>
 struct callback_impl final : callback_node {
+    static void* operator new(std::size_t size) { return allocate_block(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { deallocate_block(p, size); }
+
     explicit callback_impl(F&& f) : fn(std::move(f)) {
         invoke = [](callback_node* n) { static_cast<callback_impl*>(n)->fn(); };
         destroy = [](callback_node* n) noexcept { delete static_cast<callback_impl*>(n); };

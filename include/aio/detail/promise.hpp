@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "../errors.hpp"
+#include "block_cache.hpp"
 #include "loop_core.hpp"
 #include "task_state.hpp"
 
@@ -43,6 +44,10 @@ struct final_awaiter {
 template <class T>
 class promise_base : public task_state {
 public:
+    // Frames come from the thread's block cache (see block_cache.hpp).
+    static void* operator new(std::size_t size) { return allocate_block(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept { deallocate_block(frame, size); }
+
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }
 

@@ -222,6 +222,7 @@ public:
     void await_suspend(std::coroutine_handle<> h) {
         detail::task_state& self = detail::suspending_task("an aio::task_handle");
         if (&self == target_) throw aio::runtime_error("a task cannot await itself");
+        if (self.loop_ != target_->loop_) throw aio::runtime_error("a task cannot await a task of another event loop");
         self_ = &self;
         link_.entry = detail::entry_of(&self, detail::tag_task);
         detail::push_waiter(target_->waiters_, &link_);

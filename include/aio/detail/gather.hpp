@@ -159,9 +159,11 @@ struct gather_child<task<T>> {
 template <class T>
 struct gather_child<task_handle<T>> {
     using value_type = T;
-    static task_state* adopt(loop_core&, const task_handle<T>& h) {
+    static task_state* adopt(loop_core& loop, const task_handle<T>& h) {
         task_state* state = handle_access::state(h);
         if (!state) throw invalid_state_error("aio::gather() of an empty task_handle");
+        if (!state->done() && state->loop_ != &loop)
+            throw aio::runtime_error("aio::gather() of a task of another event loop");
         state->add_ref();
         return state;
     }

@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""aio vs asio vs asyncio: one table, one command.
+
+    python3 bench/compare.py --build-dir BUILD [--quick]
+
+Runs the Google Benchmark binaries found in BUILD/bench, each benchmark alone in
+its own process (the memory figures need a fresh process per implementation; the
+others lose nothing by it), every figure but memory as the median of
+--repetitions runs; runs bench/python/bench_asyncio.py for the asyncio column;
+and prints
+
+    scenario | unit | aio | asio | asyncio | asio/aio | asyncio/aio
+
+followed by the project's performance targets, each with its measured figure and
+PASS or FAIL. A ratio above 1 means aio is faster (or smaller). Without the Python
+baseline the asyncio column reads n/a.
+
+The exit status is 0 whatever the figures (this is a report, not a gate); it is 1
+if a benchmark binary crashes or reports an error, 2 if BUILD/bench holds none.
+
+--quick is the CI smoke run (well under a minute): a tiny --benchmark_min_time,
+20,000 sleeping tasks instead of 1,000,000, 100 one-millisecond sleeps instead of
+1000, and the Python script's --quick sizes. Its figures are only indicative.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+HERE = Path(__file__).resolve().parent
+ASYNCIO_SCRIPT = HERE / "python" / "bench_asyncio.py"
+
+Result = dict  # {"value": float, optional "p99": float, ...}
+
+
+# --------------------------------------------------------------------------
+# Reading Google Benchmark results
+# --------------------------------------------------------------------------
+
+def per_item_ns(counter: str) -> Callable[[dict], Result]:
+    """A report_items() counter: seconds per item in the JSON, shown in ns."""
+    return lambda run: {"value": run[counter] * 1e9}
+
+
+def counter(name: str, **extra: str) -> Callable[[dict], Result]:
+    """A plain counter; `extra` maps result fields to further counters."""
+    def read(run: dict) -> Result:
+        result = {"value": run[name]}
+        for field, other in extra.items():
+            result[field] = run[other]
+        return result
+    return read
+
+
+REPEAT, INTERLEAVE, ONCE = "repeat", "interleave", "once"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str          # the key bench_asyncio.py reports under
+    unit: str
+    binary: str       # in BUILD/bench
+    aio: str          # benchmark name without Google Benchmark's suffixes
+    asio: str
+    read: Callable[[dict], Result]
+    quick_aio: Optional[str] = None   # smaller instance for --quick
+    quick_asio: Optional[str] = None
+    # How a scenario is repeated (--repetitions times):
+    #   REPEAT:     inside one process (Google Benchmark repetitions; the median);
+    #   INTERLEAVE: one process per run, alternating aio and asio, the median of
+    #               each figure — wall-clock figures drift on a shared machine, and
+    #               alternating exposes both sides to the same drift;
+    #   ONCE:       a single run (memory: deterministic, and must be alone).
+    repeat: str = REPEAT
+
+    def benchmark(self, impl: str, quick: bool) -> str:
+        full = self.aio if impl == "aio" else self.asio
+        small = self.quick_aio if impl == "aio" else self.quick_asio
+        return (small or full) if quick else full
+
+
+SCENARIOS = [
+    Scenario("await_lazy", "ns/await", "bench_await",
+             "BM_aio_await/100000", "BM_asio_await/100000", per_item_ns("per_await")),
+    Scenario("create_task_await", "ns/task", "bench_create_task",
+             "BM_aio_create_task/100000", "BM_asio_create_task/100000", per_item_ns("per_task")),
+    Scenario("gather_100k", "ns/task", "bench_gather",
+             "BM_aio_gather/100000", "BM_asio_gather/100000", per_item_ns("per_task")),
+    Scenario("sleep0_roundtrip", "ns/roundtrip", "bench_sleep0",
+             "BM_aio_sleep0/100000", "BM_asio_sleep0/100000", per_item_ns("per_roundtrip")),
+    Scenario("timers_100k", "ns/timer", "bench_timers",
+             "BM_aio_timers/100000", "BM_asio_timers/100000", per_item_ns("per_timer")),
+    Scenario("memory_1m_sleeping", "bytes/task", "bench_memory",
+             "BM_aio_memory/1000000", "BM_asio_memory/1000000", counter("bytes_per_task"),
+             quick_aio="BM_aio_memory/20000", quick_asio="BM_asio_memory/20000", repeat=ONCE),
+    Scenario("oversleep_1ms", "us (median)", "bench_oversleep",
+             "BM_aio_oversleep/1000", "BM_asio_oversleep/1000", counter("median_us", p99="p99_us"),
+             quick_aio="BM_aio_oversleep/100", quick_asio="BM_asio_oversleep/100", repeat=INTERLEAVE),
+    Scenario("sleep_scale", "ms", "bench_sleep_scale",
+             "BM_aio_sleep_scale/100/10", "BM_asio_sleep_scale/100/10", counter("wall_ms"),
+             repeat=INTERLEAVE),
+    Scenario("sleep_scale_10k", "ms", "bench_sleep_scale",
+             "BM_aio_sleep_scale/10000/100", "BM_asio_sleep_scale/10000/100", counter("wall_ms"),
+             repeat=INTERLEAVE),
+]
+
+# Not a column of its own: the sequential baseline of the sleep_scale demo.
+BLOCKING = ("bench_sleep_scale", "BM_blocking_sleep_scale/100/10")
+
+
+def median_result(runs: list[Result]) -> Result:
+    """Field by field median of several runs of one benchmark."""
+    return {field: statistics.median(r[field] for r in runs) for field in runs[0]}
+
+
+class BenchmarkFailure(Exception):
+    """A binary crashed, exited non-zero or reported an error."""
+
+
+def run_benchmark(binary: Path, name: str, min_time: Optional[float], repetitions: int = 1) -> dict:
+    """Runs one benchmark alone in a fresh process; returns its JSON run (the
+    median aggregate when repeated)."""
+    # Google Benchmark appends /iterations:1, /real_time, ... to the name.
+    pattern = "^" + re.escape(name) + "(/|$)"
+    command = [str(binary), f"--benchmark_filter={pattern}", "--benchmark_format=json"]
+    if min_time is not None:
+        command.append(f"--benchmark_min_time={min_time}")  # seconds (benchmark 1.7 syntax)
+    if repetitions > 1:
+        command += [f"--benchmark_repetitions={repetitions}", "--benchmark_report_aggregates_only=true"]
+    print(f"[compare] {binary.name} {name}", file=sys.stderr, flush=True)
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        raise BenchmarkFailure(f"{binary.name} --benchmark_filter='{pattern}' ended with {how}")
+    if proc.stderr.strip():
+        sys.stderr.write(proc.stderr)
+    try:
+        runs = json.loads(proc.stdout)["benchmarks"]
+    except (json.JSONDecodeError, KeyError) as e:
+        raise BenchmarkFailure(f"{binary.name}: unreadable JSON output ({e})") from None
+    name_re = re.compile(pattern)
+    wanted = ("aggregate", "median") if repetitions > 1 else ("iteration", None)
+    runs = [r for r in runs
+            if (r.get("run_type", "iteration"), r.get("aggregate_name")) == wanted and name_re.match(r["name"])]
+    if not runs:
+        raise BenchmarkFailure(f"{binary.name}: no benchmark matches '{pattern}'")
+    run = runs[0]
+    if run.get("error_occurred"):
+        raise BenchmarkFailure(f"{binary.name} {name}: {run.get('error_message', 'error')}")
+    return run
+
+
+# --------------------------------------------------------------------------
+# The asyncio baseline
+# --------------------------------------------------------------------------
+
+def run_asyncio(quick: bool) -> tuple[dict, str]:
+    """bench_asyncio.py's results, or ({}, reason) when they cannot be had."""
+    if not ASYNCIO_SCRIPT.is_file():
+        return {}, f"{ASYNCIO_SCRIPT.relative_to(HERE.parent)} not found"
+    command = [sys.executable, str(ASYNCIO_SCRIPT)] + (["--quick"] if quick else [])
+    print(f"[compare] {' '.join(command)}", file=sys.stderr, flush=True)
+    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # progress on stderr
+    if proc.returncode != 0:
+        return {}, f"bench_asyncio.py exited with status {proc.returncode}"
+    try:
+        results = json.loads(proc.stdout)
+    except json.JSONDecodeError as e:
+        return {}, f"bench_asyncio.py printed no JSON object ({e})"
+    if not isinstance(results, dict):
+        return {}, "bench_asyncio.py printed JSON that is not an object"
+    return results, ""
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+def value_of(result: Optional[Result], field: str = "value") -> Optional[float]:
+    if not result or result.get(field) is None:
+        return None
+    try:
+        v = float(result[field])
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def fmt(v: Optional[float]) -> str:
+    if v is None:
+        return "n/a"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def fmt_ratio(r: Optional[float]) -> str:
+    if r is None:
+        return "n/a"
+    return f"{r:.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def print_table(rows: list[list[str]]) -> None:
+    header = ["scenario", "unit", "aio", "asio", "asyncio", "asio/aio", "asyncio/aio"]
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    align = ["<", "<", ">", ">", ">", ">", ">"]
+
+    def line(cells: list[str]) -> str:
+        return " | ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths))
+
+    print(line(header))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    check: Callable[[dict], tuple[Optional[float], bool, str]]  # (figure, passed, shown)
+
+
+def speedup(key: str, peer: str, at_least: float) -> Callable[[dict], tuple]:
+    def check(results: dict) -> tuple:
+        r = ratio(value_of(results[peer].get(key)), value_of(results["aio"].get(key)))
+        return r, r is not None and r >= at_least, f"{fmt_ratio(r)} (need >= {at_least:g}x)"
+    return check
+
+
+def at_most(key: str, limit: float, unit: str, field: str = "value") -> Callable[[dict], tuple]:
+    def check(results: dict) -> tuple:
+        v = value_of(results["aio"].get(key), field)
+        return v, v is not None and v <= limit, f"{fmt(v)} {unit} (need <= {limit:g})"
+    return check
+
+
+def not_above_peer(key: str, peer: str, unit: str) -> Callable[[dict], tuple]:
+    def check(results: dict) -> tuple:
+        mine, theirs = value_of(results["aio"].get(key)), value_of(results[peer].get(key))
+        ok = mine is not None and theirs is not None and mine <= theirs
+        return (mine if theirs is not None else None), ok, f"aio {fmt(mine)} vs {peer} {fmt(theirs)} {unit}"
+    return check
+
+
+TARGETS = [
+    Target("gather of 100,000 trivial tasks: aio >= 100x faster than asyncio",
+           speedup("gather_100k", "asyncio", 100)),
+    Target("gather of 100,000 trivial tasks: aio >= 3x faster than asio",
+           speedup("gather_100k", "asio", 3)),
+    Target("sleep(0) round trip: aio >= 100x faster than asyncio",
+           speedup("sleep0_roundtrip", "asyncio", 100)),
+    Target("sleep(0) round trip: aio >= 5x faster than asio",
+           speedup("sleep0_roundtrip", "asio", 5)),
+    Target("arming + firing 100,000 timers: aio >= 4x less per timer than asio",
+           speedup("timers_100k", "asio", 4)),
+    Target("1M sleeping tasks: aio <= 160 bytes/task",
+           at_most("memory_1m_sleeping", 160, "bytes/task")),
+    Target("1 ms sleeps: aio median oversleep <= 30 us",
+           at_most("oversleep_1ms", 30, "us")),
+    Target("1 ms sleeps: aio median oversleep <= asio's in the same run",
+           not_above_peer("oversleep_1ms", "asio", "us")),
+    Target("1 ms sleeps: aio p99 oversleep <= 150 us",
+           at_most("oversleep_1ms", 150, "us", field="p99")),
+]
+
+
+def build_info(build_dir: Path) -> str:
+    cache = build_dir / "CMakeCache.txt"
+    found = {}
+    if cache.is_file():
+        for line in cache.read_text(errors="replace").splitlines():
+            for var in ("CMAKE_BUILD_TYPE", "CMAKE_CXX_COMPILER"):
+                if line.startswith(var + ":"):
+                    found[var] = line.split("=", 1)[1]
+    build_type = found.get("CMAKE_BUILD_TYPE") or "(none)"
+    info = f"C++: {found.get('CMAKE_CXX_COMPILER', '?')}, build type {build_type}"
+    if build_type not in ("Release", "RelWithDebInfo", "MinSizeRel"):
+        info += " (benchmarks get -O2, but assertions stay on: prefer -DCMAKE_BUILD_TYPE=Release)"
+    return info
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Compare aio with asio and asyncio.")
+    parser.add_argument("--build-dir", required=True, type=Path,
+                        help="CMake build directory (the binaries are in BUILD/bench)")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: small sizes, short runs")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="--benchmark_min_time in seconds (default: Google Benchmark's, or 0.05 with --quick)")
+    parser.add_argument("--repetitions", type=int, default=None,
+                        help="runs per benchmark, median reported (default 3, 1 with --quick; "
+                             "the memory benchmark always runs once)")
+    parser.add_argument("--no-asyncio", action="store_true", help="skip the Python baseline")
+    args = parser.parse_args()
+
+    bench_dir = args.build_dir / "bench"
+    # 0.05 s rather than less: Google Benchmark reports its last batch only, and a
+    # batch must outlast the first, cold iteration (~20 ms for 100,000 tasks).
+    min_time = args.min_time if args.min_time is not None else (0.05 if args.quick else None)
+    repetitions = args.repetitions if args.repetitions is not None else (1 if args.quick else 3)
+    failures: list[str] = []
+
+    # Every bench_* binary there; the scenarios say which benchmarks to read.
+    binaries = {p.name: p for p in sorted(bench_dir.glob("bench_*")) if p.is_file() and p.stat().st_mode & 0o111}
+    if not binaries:
+        print(f"compare.py: no benchmark binaries in {bench_dir} "
+              "(configure with -DAIO_BUILD_BENCH=ON and build first)", file=sys.stderr)
+        return 2
+
+    results: dict[str, dict[str, Result]] = {"aio": {}, "asio": {}, "asyncio": {}}
+    missing: set[str] = set()
+
+    def measure(binary_name: str, name: str, read: Callable[[dict], Result], repeat: str = ONCE) -> Optional[Result]:
+        binary = binaries.get(binary_name)
+        if binary is None:
+            missing.add(binary_name)
+            return None
+        try:
+            return read(run_benchmark(binary, name, min_time, repetitions if repeat == REPEAT else 1))
+        except BenchmarkFailure as e:
+            failures.append(str(e))
+        except KeyError as e:
+            failures.append(f"{binary_name} {name}: counter {e} missing from the output")
+        return None
+
+    for s in SCENARIOS:
+        runs: dict[str, list[Result]] = {"aio": [], "asio": []}
+        for _ in range(repetitions if s.repeat == INTERLEAVE else 1):
+            for impl in runs:
+                result = measure(s.binary, s.benchmark(impl, args.quick), s.read, s.repeat)
+                if result is not None:
+                    runs[impl].append(result)
+        for impl, impl_runs in runs.items():
+            if impl_runs:
+                results[impl][s.key] = median_result(impl_runs)
+    blocking = measure(*BLOCKING, counter("wall_ms"))
+
+    # Binaries no scenario reads still run once, so that a crash is caught.
+    known = {s.binary for s in SCENARIOS}
+    for name, binary in binaries.items():
+        if name in known:
+            continue
+        print(f"[compare] {name} (not in the table)", file=sys.stderr, flush=True)
+        extra = [str(binary)] + ([f"--benchmark_min_time={min_time}"] if min_time is not None else [])
+        if subprocess.run(extra, stdout=subprocess.DEVNULL).returncode != 0:
+            failures.append(f"{name} failed")
+
+    asyncio_note = "skipped (--no-asyncio)"
+    if not args.no_asyncio:
+        results["asyncio"], asyncio_note = run_asyncio(args.quick)
+
+    # ---- the table
+    print()
+    print(f"aio benchmarks — {'QUICK smoke run, figures indicative only' if args.quick else 'full run'}")
+    print(build_info(args.build_dir))
+    print(f"asyncio: {'Python ' + sys.version.split()[0] if results['asyncio'] else 'n/a: ' + asyncio_note}")
+    print()
+    rows = []
+    for s in SCENARIOS:
+        fields = [("value", s.key, s.unit)]
+        if s.key == "oversleep_1ms":
+            fields.append(("p99", s.key + " p99", "us (p99)"))
+        for field, label, unit in fields:
+            aio_v, asio_v, py_v = (value_of(results[impl].get(s.key), field) for impl in ("aio", "asio", "asyncio"))
+            rows.append([label, unit, fmt(aio_v), fmt(asio_v), fmt(py_v),
+                         fmt_ratio(ratio(asio_v, aio_v)), fmt_ratio(ratio(py_v, aio_v))])
+    print_table(rows)
+
+    py_scale = results["asyncio"].get("sleep_scale") or {}
+    py_n = re.search(r"N=(\d+)", str(py_scale.get("detail", "")))
+    print()
+    print("sleep_scale, sequential baseline (N sleeps of 10 ms one after the other): "
+          f"C++ std::this_thread::sleep_for {fmt(value_of(blocking))} ms (N=100), "
+          f"Python time.sleep {fmt(value_of(py_scale, 'sequential_ms'))} ms"
+          + (f" (N={py_n.group(1)})" if py_n else ""))
+
+    print()
+    print("Targets:" + (" (quick run: small sizes, short runs — indicative only)" if args.quick else ""))
+    for t in TARGETS:
+        figure, passed, shown = t.check(results)
+        status = "n/a " if figure is None else "PASS" if passed else "FAIL"
+        print(f"  [{status}] {t.text}: {shown}")
+
+    if missing:
+        print()
+        print(f"missing binaries in {bench_dir}: {', '.join(sorted(missing))}")
+    if failures:
+        print()
+        print("benchmark failures:")
+        for f in failures:
+            print(f"  {f}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

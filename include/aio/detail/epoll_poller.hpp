@@ -44,19 +44,25 @@ public:
     // wake-up only) or returns at once when `block` is false.
     static constexpr std::int64_t no_deadline = -1;
     void wait(std::int64_t deadline, bool block) {
-        if (block && deadline != no_deadline && deadline != armed_) arm(deadline);
+        if (block && deadline != no_deadline) {
+            if (deadline != armed_ || expired_) arm(deadline);  // re-arming also clears an expiry
+        } else if (expired_) {
+            drain(timer_fd_);
+            expired_ = false;
+        }
         epoll_event events[16];
         int n;
         do n = ::epoll_wait(epoll_fd_, events, 16, block ? -1 : 0);
         while (n < 0 && errno == EINTR);
         if (n < 0) throw aio::runtime_error(std::string("aio event loop: epoll_wait failed: ") + std::strerror(errno));
         for (int i = 0; i < n; ++i) {
-            std::uint64_t count;
             if (events[i].data.fd == timer_fd_) {
-                armed_ = no_deadline;  // a one-shot timerfd disarms itself when it fires
-                [[maybe_unused]] auto r = ::read(timer_fd_, &count, sizeof count);
+                // A one-shot timerfd disarms itself when it fires. It stays readable
+                // until read or re-armed; the next wait re-arms it, which saves a read.
+                armed_ = no_deadline;
+                expired_ = true;
             } else if (events[i].data.fd == wake_fd_) {
-                [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof count);
+                drain(wake_fd_);
             }
         }
     }
@@ -68,6 +74,11 @@ public:
     }
 
 private:
+    static void drain(int fd) noexcept {
+        std::uint64_t count;
+        [[maybe_unused]] auto r = ::read(fd, &count, sizeof count);
+    }
+
     void watch(int fd) {
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -85,6 +96,7 @@ private:
         if (::timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) < 0)
             throw aio::runtime_error(std::string("aio event loop: timerfd_settime failed: ") + std::strerror(errno));
         armed_ = deadline;
+        expired_ = false;
     }
 
     // Construction failed half-way: close what was opened, then report.
@@ -106,6 +118,7 @@ private:
     int timer_fd_ = -1;
     int wake_fd_ = -1;
     std::int64_t armed_ = no_deadline;
+    bool expired_ = false;
     int io_interest_ = 0;
 };
 

@@ -70,8 +70,10 @@ struct gather_state : cancel_hook {
             if (slot.link.linked()) {
                 unlink_waiter(child->waiters_, &slot.link);
                 child->retrieved_ = true;
+            } else if (slot.queued_at != not_queued) {  // ended, its done step not run yet
+                child->retrieved_ = true;
+                if (child->loop_) child->loop_->withdraw(&slot);
             }
-            if (child->loop_) child->loop_->withdraw(&slot);
             slot.child = nullptr;
             child->release();
         }

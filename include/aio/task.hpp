@@ -52,8 +52,8 @@ public:
         explicit awaiter(std::coroutine_handle<promise_type> frame) noexcept : frame_(frame) {}
 
         bool await_ready() const {
-            if (!frame_) throw invalid_state_error("co_await on an empty or moved-from aio::task");
-            if (frame_.promise().started_) throw invalid_state_error("an aio::task can be awaited only once");
+            if (!frame_ || frame_.promise().started_) [[unlikely]]
+                misuse(frame_ ? "an aio::task can be awaited only once" : "co_await on an empty or moved-from aio::task");
             return false;
         }
 
@@ -76,6 +76,8 @@ public:
         }
 
     private:
+        [[noreturn, gnu::cold, gnu::noinline]] static void misuse(const char* what) { throw invalid_state_error(what); }
+
         std::coroutine_handle<promise_type> frame_;
     };
 

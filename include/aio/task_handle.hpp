@@ -205,16 +205,17 @@ void task_handle<T>::add_done_callback(F f) {
 template <class T>
 class task_handle<T>::awaiter : public detail::cancel_hook {
 public:
+    // The awaited handle (the co_await operand) outlives the awaiter; once the task
+    // has ended and woken us, the reference it hands over keeps the result alive too.
     awaiter(detail::task_state* target, bool take) : target_(target), take_(take) {
         if (!target_) throw invalid_state_error("co_await on an empty aio::task_handle");
-        target_->add_ref();
         cancel = [](detail::cancel_hook* hook) noexcept { return static_cast<awaiter*>(hook)->target_->cancel(); };
     }
     awaiter(const awaiter&) = delete;
     awaiter& operator=(const awaiter&) = delete;
     ~awaiter() {
         if (link_.linked()) detail::unlink_waiter(target_->waiters_, &link_);
-        target_->release();
+        else if (link_.holds_ref()) target_->release();
     }
 
     bool await_ready() const noexcept { return target_->done(); }
@@ -234,7 +235,9 @@ public:
 
     T await_resume() {
         detail::throw_if_cancel_pending(self_);
-        return detail::task_result<T>(*target_, take_ && target_->refs_ <= 2);
+        // Move a value out only when no other handle can read it afterwards.
+        const std::uint32_t ours = link_.holds_ref() ? 2 : 1;  // the operand, and the handed-over one
+        return detail::task_result<T>(*target_, take_ && target_->refs_ <= ours);
     }
 
 private:

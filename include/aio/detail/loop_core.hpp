@@ -116,7 +116,11 @@ public:
         pending.unlink(&t);
         while (waiter* w = t.waiters_) {
             unlink_waiter(t.waiters_, w);
-            wake(w->entry);
+            if ((w->entry & tag_mask) == tag_task) {  // an awaiting task will read the result
+                t.add_ref();
+                w->entry |= waiter::holds_reference;
+            }
+            wake(w->entry & ~waiter::holds_reference);
         }
     }
 

@@ -19,12 +19,21 @@ class loop_core;
 
 // A node in a task's list of waiters. When the task finishes, each waiter's `entry`
 // (a tagged ready-queue entry) is appended to the ready queue, oldest waiter first.
+//
+// A waiter holds no reference to the task while it waits: the loop owns a pending
+// task, and tasks that wait on each other must not keep each other alive (close()
+// could not free a deadlocked pair). When the task finishes, it hands each waiting
+// task a reference (marked in `entry`) that keeps the result readable until the
+// awaiter is gone.
 struct waiter {
+    static constexpr std::uintptr_t holds_reference = 4;
+
     waiter* prev = nullptr;
     waiter* next = nullptr;
     std::uintptr_t entry = 0;
 
     bool linked() const noexcept { return prev != nullptr; }
+    bool holds_ref() const noexcept { return (entry & holds_reference) != 0; }
 };
 
 // Circular, doubly linked: `head` is the oldest waiter, head->prev the newest.

@@ -1,68 +1,242 @@
+// aio::handle and aio::timer_handle: what call_soon / call_later / call_at return —
+// cancel(), cancelled(), when(), copies, and handles that outlive their loop.
+
 #include <aio/event_loop.hpp>
 #include <aio/handle.hpp>
 
 #include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "support/catch.hpp"
+#include "support/counted.hpp"
+#include "support/trace.hpp"
 
 using namespace std::chrono_literals;
+using aio_test::counted;
+using aio_test::trace;
+using lines = std::vector<std::string>;
 
-TEST_CASE("a cancelled call_soon callback is skipped") {
-    aio::event_loop loop;
-    bool ran = false;
-    aio::handle h = loop.call_soon([&] { ran = true; });
+TEST_CASE("a default handle is empty and cancel() does nothing") {
+    aio::handle h;
+    REQUIRE_FALSE(static_cast<bool>(h));
     REQUIRE_FALSE(h.cancelled());
     h.cancel();
-    REQUIRE(h.cancelled());
-    loop.call_soon([&] { loop.stop(); });
+    REQUIRE_FALSE(h.cancelled());
+    aio::timer_handle t;
+    REQUIRE_FALSE(static_cast<bool>(t));
+    t.cancel();
+    REQUIRE_FALSE(t.cancelled());
+}
+
+TEST_CASE("cancelling a call_soon handle before its turn skips the callback") {
+    trace log;
+    aio::event_loop loop;
+    loop.call_soon([&] { log("a"); });
+    aio::handle b = loop.call_soon([&] { log("b"); });
+    loop.call_soon([&] {
+        log("c");
+        loop.stop();
+    });
+    REQUIRE(static_cast<bool>(b));
+    REQUIRE_FALSE(b.cancelled());
+    b.cancel();
+    REQUIRE(b.cancelled());
     loop.run_forever();
-    REQUIRE_FALSE(ran);
+    REQUIRE(log.events == lines{"a", "c"});
 }
 
-TEST_CASE("a timer handle tells when it is due") {
+TEST_CASE("a callback cancelled by an earlier callback of the same iteration does not run") {
+    trace log;
     aio::event_loop loop;
-    auto when = loop.time() + 5s;
-    aio::timer_handle h = loop.call_at(when, [] {});
-    REQUIRE(h.when() == when);
-    h.cancel();
-}
-
-TEST_CASE("cancelling a handle after its callback ran changes nothing") {
-    aio::event_loop loop;
-    int runs = 0;
-    aio::timer_handle h = loop.call_later(0ms, [&] {
-        ++runs;
+    aio::handle b;
+    loop.call_soon([&] {
+        log("a");
+        b.cancel();
+    });
+    b = loop.call_soon([&] { log("b"); });
+    loop.call_soon([&] {
+        log("c");
         loop.stop();
     });
     loop.run_forever();
+    REQUIRE(log.events == lines{"a", "c"});
+}
+
+// import asyncio
+// log = []
+// loop = asyncio.new_event_loop()
+// when = loop.time() + 0.005
+// holder = {}
+// def a():
+//     log.append("a")
+//     holder['b'].cancel()
+// holder['a'] = loop.call_at(when, a)
+// holder['b'] = loop.call_at(when, lambda: log.append("b"))
+// loop.call_at(when, lambda: log.append("c"))
+// loop.call_later(0.05, loop.stop)
+// loop.run_forever()
+// loop.close()
+// print(log)
+TEST_CASE("a timer cancelled by a callback of the same iteration is skipped although already due, as in asyncio") {
+    trace log;
+    aio::event_loop loop;
+    const auto when = loop.time() + 5ms;
+    aio::timer_handle b;
+    loop.call_at(when, [&] {
+        log("a");
+        b.cancel();
+    });
+    b = loop.call_at(when, [&] { log("b"); });
+    loop.call_at(when, [&] { log("c"); });
+    loop.call_later(50ms, [&] { loop.stop(); });
+    loop.run_forever();
+    REQUIRE(log.events == lines{"a", "c"});
+    REQUIRE(b.cancelled());
+}
+
+TEST_CASE("cancelling a timer handle removes the timer: it never fires") {
+    trace log;
+    aio::event_loop loop;
+    aio::timer_handle t = loop.call_later(1ms, [&] { log("timer"); });
+    REQUIRE_FALSE(t.cancelled());
+    t.cancel();
+    REQUIRE(t.cancelled());
+    t.cancel();  // twice is harmless
+    REQUIRE(t.cancelled());
+    loop.call_later(10ms, [&] {
+        log("stop");
+        loop.stop();
+    });
+    loop.run_forever();
+    REQUIRE(log.events == lines{"stop"});
+}
+
+TEST_CASE("timer_handle::when() is the deadline passed to call_at, or now plus the delay for call_later") {
+    aio::event_loop loop;
+    const auto deadline = loop.time() + 123ms;
+    aio::timer_handle at = loop.call_at(deadline, [] {});
+    REQUIRE(at.when() == deadline);
+    const auto before = loop.time();
+    aio::timer_handle later = loop.call_later(2s, [] {});
+    const auto after = loop.time();
+    REQUIRE(later.when() >= before + 2s);
+    REQUIRE(later.when() <= after + 2s);
+    at.cancel();
+    later.cancel();
+    REQUIRE(at.when() == deadline);  // still known after cancel
+}
+
+TEST_CASE("copies of a handle share the cancellation") {
+    trace log;
+    aio::event_loop loop;
+    aio::timer_handle t = loop.call_later(1ms, [&] { log("timer"); });
+    aio::timer_handle copy = t;
+    aio::handle base = t;
+    copy.cancel();
+    REQUIRE(t.cancelled());
+    REQUIRE(base.cancelled());
+    aio::handle s = loop.call_soon([&] { log("soon"); });
+    aio::handle moved = std::move(s);
+    REQUIRE_FALSE(static_cast<bool>(s));
+    moved.cancel();
+    loop.call_later(10ms, [&] { loop.stop(); });
+    loop.run_forever();
+    REQUIRE(log.events.empty());
+}
+
+TEST_CASE("dropping a handle does not cancel the callback") {
+    trace log;
+    aio::event_loop loop;
+    { aio::handle h = loop.call_soon([&] { log("soon"); }); }
+    { aio::timer_handle t = loop.call_later(1ms, [&] { log("timer"); }); }
+    loop.call_later(10ms, [&] { loop.stop(); });
+    loop.run_forever();
+    REQUIRE(log.events == lines{"soon", "timer"});
+}
+
+// import asyncio
+// log = []
+// loop = asyncio.new_event_loop()
+// h = loop.call_soon(lambda: log.append("ran"))
+// t = loop.call_later(0.001, lambda: log.append("timer"))
+// loop.call_later(0.05, loop.stop)
+// loop.run_forever()
+// h.cancel(); t.cancel()
+// log.append(f"{h.cancelled()} {t.cancelled()}")
+// loop.close()
+// print(log)
+TEST_CASE("cancel() after the callback ran marks the handle cancelled and does nothing else, as in asyncio") {
+    trace log;
+    aio::event_loop loop;
+    aio::handle h = loop.call_soon([&] { log("ran"); });
+    aio::timer_handle t = loop.call_later(1ms, [&] { log("timer"); });
+    loop.call_later(50ms, [&] { loop.stop(); });
+    loop.run_forever();
     h.cancel();
-    h.cancel();
+    t.cancel();
+    log(std::string(h.cancelled() ? "True" : "False") + " " + (t.cancelled() ? "True" : "False"));
+    loop.close();
+    REQUIRE(log.events == lines{"ran", "timer", "True True"});
+}
+
+TEST_CASE("a callback may cancel its own handle while it runs") {
+    int runs = 0;
+    aio::event_loop loop;
+    aio::timer_handle self;
+    self = loop.call_later(1ms, [&] {
+        ++runs;
+        self.cancel();
+        loop.stop();
+    });
+    loop.run_forever();
     REQUIRE(runs == 1);
+    REQUIRE(self.cancelled());
 }
 
-TEST_CASE("copies of a handle share the callback") {
-    aio::event_loop loop;
-    bool ran = false;
-    aio::handle a = loop.call_soon([&] { ran = true; });
-    aio::handle b = a;
-    b.cancel();
-    REQUIRE(a.cancelled());
-    loop.call_soon([&] { loop.stop(); });
-    loop.run_forever();
-    REQUIRE_FALSE(ran);
-    aio::handle empty;
-    REQUIRE_FALSE(empty);
-    REQUIRE_NOTHROW(empty.cancel());
+TEST_CASE("a handle that outlives its loop is safe to cancel and drop, and its callback is destroyed once") {
+    counted::reset();
+    aio::handle soon;
+    aio::timer_handle timer;
+    {
+        aio::event_loop loop;
+        counted c(1);
+        soon = loop.call_soon([c] {});
+        timer = loop.call_later(1h, [c] {});
+        REQUIRE(counted::alive() == 3);
+    }
+    // The loop is gone; the handles still hold their callbacks.
+    REQUIRE_FALSE(timer.cancelled());
+    timer.cancel();
+    soon.cancel();
+    REQUIRE(timer.cancelled());
+    REQUIRE(soon.cancelled());
+    soon = {};
+    timer = {};
+    REQUIRE(counted::alive() == 0);
 }
 
-TEST_CASE("a timer cancelled from a callback of the same iteration does not fire") {
+TEST_CASE("cancelling many timers in any order leaves the others firing in deadline order") {
+    trace log;
     aio::event_loop loop;
-    bool fired = false;
-    aio::timer_handle later;
-    auto base = loop.time();
-    loop.call_at(base, [&] { later.cancel(); });
-    later = loop.call_at(base, [&] { fired = true; });
-    loop.call_at(base + 2ms, [&] { loop.stop(); });
+    std::vector<aio::timer_handle> timers;
+    const auto base = loop.time() + 2ms;
+    for (int i = 0; i < 200; ++i) {
+        // Deadlines in a scrambled order: i * 7 mod 200 microseconds after `base`.
+        const int offset = (i * 7) % 200;
+        timers.push_back(loop.call_at(base + std::chrono::microseconds(offset),
+                                      [&log, offset] { log(std::to_string(offset)); }));
+    }
+    std::vector<std::string> expected;
+    for (int i = 0; i < 200; ++i) {
+        const int offset = (i * 7) % 200;
+        if (offset % 3 == 0) timers[static_cast<std::size_t>(i)].cancel();
+    }
+    for (int offset = 0; offset < 200; ++offset)
+        if (offset % 3 != 0) expected.push_back(std::to_string(offset));
+    loop.call_soon([] { std::this_thread::sleep_for(5ms); });  // every timer is due at once
+    loop.call_later(30ms, [&] { loop.stop(); });
     loop.run_forever();
-    REQUIRE_FALSE(fired);
+    REQUIRE(log.events == expected);
 }

@@ -73,7 +73,8 @@ public:
     template <class Rep, class Period, class F>
         requires std::is_invocable_v<std::decay_t<F>&>
     timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& f) {
-        return call_at(time() + std::chrono::duration_cast<clock::duration>(delay), std::forward<F>(f));
+        const std::int64_t when = detail::deadline_after(detail::steady_now_ns(), detail::saturating_ns(delay));
+        return call_at(time_point(std::chrono::nanoseconds(when)), std::forward<F>(f));
     }
 
     template <class F>

@@ -20,7 +20,7 @@ namespace aio {
 
 class [[nodiscard]] sleep_awaitable {
 public:
-    explicit sleep_awaitable(std::chrono::nanoseconds delay) noexcept : node_(delay.count()) {}
+    explicit sleep_awaitable(std::int64_t delay_ns) noexcept : node_(delay_ns) {}
     sleep_awaitable(const sleep_awaitable&) = delete;
     sleep_awaitable& operator=(const sleep_awaitable&) = delete;
     // A frame is destroyed while it sleeps only when its loop closes, and the loop
@@ -45,7 +45,7 @@ public:
             node_.timer = {};
             t.run_.awaiting = reinterpret_cast<std::uintptr_t>(&node_) | detail::awaiting_sleep;
             try {
-                loop.timers.push(detail::steady_now_ns() + delay,
+                loop.timers.push(detail::deadline_after(detail::steady_now_ns(), delay),
                                  reinterpret_cast<std::uintptr_t>(&t) | detail::timer_is_sleep);
             } catch (...) {
                 t.run_.awaiting = 0;
@@ -55,8 +55,9 @@ public:
     }
 
     void await_resume() {
-        if (node_.timer.heap_index == detail::sleep_node::cancelled) throw cancelled_error();
+        // A cancel() that came after the timer was cancelled adds no second error.
         detail::throw_if_cancel_pending(detail::current_task_state());
+        if (node_.timer.heap_index == detail::sleep_node::cancelled) throw cancelled_error();
     }
 
 private:
@@ -64,10 +65,11 @@ private:
 };
 
 // Suspends the calling task for `delay` (any std::chrono::duration; rounded up to
-// nanoseconds). Must be awaited inside a task run by an aio event loop.
+// nanoseconds, and saturated: a delay past the clock's range never fires). Must be
+// awaited inside a task run by an aio event loop.
 template <class Rep, class Period>
 sleep_awaitable sleep(std::chrono::duration<Rep, Period> delay) noexcept {
-    return sleep_awaitable(std::chrono::ceil<std::chrono::nanoseconds>(delay));
+    return sleep_awaitable(detail::saturating_ns(delay));
 }
 
 }  // namespace aio

@@ -173,7 +173,7 @@ struct done_callback final : ready_item {
                 self->fn(std::as_const(self->handle));
             } catch (...) {
                 task_state* t = handle_access::state(self->handle);
-                if (t->loop_) t->loop_->report({"Exception in done callback", std::current_exception(), {}});
+                if (loop_core* loop = t->loop()) loop->report({"Exception in done callback", std::current_exception(), {}});
             }
             delete self;
         };
@@ -192,10 +192,11 @@ void task_handle<T>::add_done_callback(F f) {
     static_assert(std::is_invocable_v<F&, const task_handle<T>&>,
                   "a done callback is called as f(const aio::task_handle<T>&)");
     detail::task_state& t = state();
-    if (!t.loop_) throw aio::runtime_error("add_done_callback() on a task whose event loop is closed");
+    detail::loop_core* loop = t.loop();
+    if (!loop) throw aio::runtime_error("add_done_callback() on a task whose event loop is closed");
     auto* node = new detail::done_callback<T, F>(*this, std::move(f));
     if (t.done()) {
-        t.loop_->push(node);
+        loop->push(node);
     } else {
         node->link.entry = detail::entry_of(static_cast<detail::ready_item*>(node), detail::tag_item);
         detail::push_waiter(t.waiters_, &node->link);
@@ -210,6 +211,7 @@ public:
     awaiter(detail::task_state* target, bool take) : target_(target), take_(take) {
         if (!target_) throw invalid_state_error("co_await on an empty aio::task_handle");
         cancel = [](detail::cancel_hook* hook) noexcept { return static_cast<awaiter*>(hook)->target_->cancel(); };
+        awaited_task = target_;
     }
     awaiter(const awaiter&) = delete;
     awaiter& operator=(const awaiter&) = delete;
@@ -223,7 +225,7 @@ public:
     void await_suspend(std::coroutine_handle<> h) {
         detail::task_state& self = detail::suspending_task("an aio::task_handle");
         if (&self == target_) throw aio::runtime_error("a task cannot await itself");
-        if (self.loop_ != target_->loop_) throw aio::runtime_error("a task cannot await a task of another event loop");
+        if (self.loop_ != target_->loop()) throw aio::runtime_error("a task cannot await a task of another event loop");
         self_ = &self;
         link_.entry = detail::entry_of(&self, detail::tag_task);
         detail::push_waiter(target_->waiters_, &link_);

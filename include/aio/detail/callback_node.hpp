@@ -39,7 +39,8 @@ struct callback_impl final : callback_node {
     static void* operator new(std::size_t size) { return allocate_block(size); }
     static void operator delete(void* p, std::size_t size) noexcept { deallocate_block(p, size); }
 
-    explicit callback_impl(F&& f) : fn(std::move(f)) {
+    template <class G>
+    explicit callback_impl(G&& g) : fn(std::forward<G>(g)) {
         invoke = [](callback_node* n) { static_cast<callback_impl*>(n)->fn(); };
         destroy = [](callback_node* n) noexcept { delete static_cast<callback_impl*>(n); };
     }

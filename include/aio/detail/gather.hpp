@@ -72,7 +72,7 @@ struct gather_state : cancel_hook {
                 child->retrieved_ = true;
             } else if (slot.queued_at != not_queued) {  // ended, its done step not run yet
                 child->retrieved_ = true;
-                if (child->loop_) child->loop_->withdraw(&slot);
+                if (loop_core* l = child->loop()) l->withdraw(&slot);
             }
             slot.child = nullptr;
             child->release();
@@ -164,7 +164,7 @@ struct gather_child<task_handle<T>> {
     static task_state* adopt(loop_core& loop, const task_handle<T>& h) {
         task_state* state = handle_access::state(h);
         if (!state) throw invalid_state_error("aio::gather() of an empty task_handle");
-        if (!state->done() && state->loop_ != &loop)
+        if (!state->done() && state->loop() != &loop)
             throw aio::runtime_error("aio::gather() of a task of another event loop");
         state->add_ref();
         return state;

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <climits>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -35,6 +36,23 @@ class loop_core;
 
 // The loop running on this thread, set only while it runs.
 inline thread_local loop_core* running_loop = nullptr;
+
+// A duration in nanoseconds, saturated at the int64 range (an hour-long or a
+// thousand-year delay must neither overflow nor wrap into the past).
+template <class Rep, class Period>
+std::int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
+    const long double ns = std::chrono::duration<long double, std::nano>(d).count();
+    if (!(ns < static_cast<long double>(INT64_MAX))) return ns != ns ? 0 : INT64_MAX;
+    if (ns <= static_cast<long double>(INT64_MIN)) return INT64_MIN;
+    const auto whole = static_cast<std::int64_t>(ns);
+    return static_cast<long double>(whole) < ns ? whole + 1 : whole;  // round up: never wake early
+}
+
+// now + delay, saturated.
+inline std::int64_t deadline_after(std::int64_t now, std::int64_t delay) noexcept {
+    if (delay > 0 && now > INT64_MAX - delay) return INT64_MAX;
+    return now + delay;
+}
 
 inline std::int64_t steady_now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -63,6 +81,8 @@ inline void print_exception_context(const exception_context& context) noexcept {
         std::fputs("aio: an error occurred and could not be described\n", stderr);
     }
 }
+
+void destroy_finished(task_state& t) noexcept;
 
 class loop_core {
 public:
@@ -232,7 +252,27 @@ public:
             finished.push_back(t);
             t->add_ref();
         }
-        for (task_state* t : doomed) t->release();
+        // Let go of those only the loop holds; their frames may hold the last handle to
+        // others, so go round until nothing changes.
+        for (bool progress = true; progress;) {
+            progress = false;
+            std::erase_if(doomed, [&](task_state* t) {
+                if (t->refs_ != 1) return false;
+                t->release();
+                progress = true;
+                return true;
+            });
+        }
+        // The rest are held by handles: their own (a frame holding a handle to itself),
+        // each other's, or the user's. Destroy their frames all the same; a task that a
+        // handle still refers to lives on as a zombie (see task_state::zombie_handover).
+        for (task_state* t : doomed) {
+            finished.unlink(t);
+            --t->refs_;  // the loop's; someone else holds one
+            t->zombie_ = 1;
+            t->frame_size_ = 0;
+            t->frame().destroy();
+        }
         // What outlives the loop forgets it.
         for (task_state* t = finished.head; t;) {
             task_state* next = t->next_;
@@ -331,12 +371,8 @@ private:
     // After the last step: the loop lets go of the task.
     void reap(task_state& t) noexcept {
         t.finished_ = true;
-        if (t.refs_ == 0) {
-            report_unretrieved(t);
-            t.frame().destroy();
-        } else {
-            finished.push_back(&t);
-        }
+        finished.push_back(&t);
+        if (t.refs_ == 0) destroy_finished(t);
     }
 
     static void drop(callback_node* node) noexcept {
@@ -348,29 +384,72 @@ private:
     std::uint64_t next_task_id_ = 1;
 };
 
+// Destroys a finished task's frame. Destroying a frame can drop the last handle to
+// another finished task (a chain of a hundred thousand tasks each holding the
+// previous one's handle, say): those wait in a list instead of recursing.
+inline void destroy_finished(task_state& t) noexcept {
+    struct destruction {
+        task_state* waiting = nullptr;
+        bool active = false;
+    };
+    thread_local destruction d;
+    if (t.loop_) {
+        t.loop_->finished.unlink(&t);
+        t.loop_->report_unretrieved(t);
+    } else if (t.status() == task_status::error && !t.retrieved_) {
+        print_exception_context({"Task exception was never retrieved", t.error(), t.name()});
+    }
+    if (d.active) {
+        t.next_ = d.waiting;
+        d.waiting = &t;
+        return;
+    }
+    d.active = true;
+    t.frame().destroy();
+    while (task_state* next = d.waiting) {
+        d.waiting = next->next_;
+        next->frame().destroy();
+    }
+    d.active = false;
+}
+
 inline void task_state::release() noexcept {
     if (--refs_ != 0 || !finished_) return;
-    if (loop_) {
-        loop_->finished.unlink(this);
-        loop_->report_unretrieved(*this);
-    } else if (status() == task_status::error && !retrieved_) {
-        print_exception_context({"Task exception was never retrieved", error(), name()});
-    }
-    frame().destroy();
+    if (!zombie_) return destroy_finished(*this);
+    if (frame_size_ == 0) return;  // its frame is being destroyed right now
+    void* frame = reinterpret_cast<char*>(this) - frame_offset_;
+    const std::size_t size = frame_size_;
+    this->~task_state();
+    deallocate_block(frame, size);
 }
 
 inline bool task_state::cancel() noexcept {
     if (done()) return false;
-    if (cancels_ < (1u << 14) - 1) ++cancels_;
-    if (std::uintptr_t a = run_.awaiting) {
+    // A task awaiting a task passes the cancellation down (rule 8); walk that chain to
+    // the task at its end and cancel what that one awaits. Floyd's two pointers stop a
+    // cycle of tasks that await each other (a deadlock): they all stay marked.
+    task_state* t = this;
+    task_state* slow = this;
+    for (bool advance_slow = false;; advance_slow = !advance_slow) {
+        if (t->cancels_ < (1u << 13) - 1) ++t->cancels_;
+        const std::uintptr_t a = t->run_.awaiting;
+        if (a == 0) break;
         if (a & awaiting_sleep) {
-            if (loop_->cancel_sleep(*this)) return true;
-        } else {
-            auto* hook = reinterpret_cast<cancel_hook*>(a);
-            if (hook->cancel(hook)) return true;
+            if (t->loop_->cancel_sleep(*t)) return true;
+            break;
         }
+        auto* hook = reinterpret_cast<cancel_hook*>(a);
+        task_state* next = hook->awaited_task;
+        if (!next) {
+            if (hook->cancel(hook)) return true;
+            break;
+        }
+        if (next->done()) break;  // it has ended: its wake-up is already queued
+        if (advance_slow) slow = reinterpret_cast<cancel_hook*>(slow->run_.awaiting)->awaited_task;
+        t = next;
+        if (t == slow) break;  // a cycle
     }
-    must_cancel_ = true;
+    t->must_cancel_ = true;
     return true;
 }
 

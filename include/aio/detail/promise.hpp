@@ -46,7 +46,9 @@ class promise_base : public task_state {
 public:
     // Frames come from the thread's block cache (see block_cache.hpp).
     static void* operator new(std::size_t size) { return allocate_block(size); }
-    static void operator delete(void* frame, std::size_t size) noexcept { deallocate_block(frame, size); }
+    static void operator delete(void* frame, std::size_t size) noexcept {
+        if (!task_state::keep_as_zombie(frame, size)) deallocate_block(frame, size);
+    }
 
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }

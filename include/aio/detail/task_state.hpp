@@ -63,8 +63,12 @@ inline void unlink_waiter(waiter*& head, waiter* w) noexcept {
 
 // What a suspended task is waiting on, so that cancel() can reach it. `cancel`
 // returns true when the cancellation was delivered: the waiter will be woken.
+struct task_state;
 struct cancel_hook {
     bool (*cancel)(cancel_hook*) noexcept = nullptr;
+    // Set when what is awaited is another task: cancel() follows such chains itself,
+    // without recursion (a chain may be long, or a cycle of deadlocked tasks).
+    task_state* awaited_task = nullptr;
 };
 enum : std::uintptr_t { awaiting_hook = 0, awaiting_sleep = 1 };
 
@@ -73,8 +77,52 @@ enum class task_status : std::uint8_t { pending, value, error, cancelled };
 struct task_state {
     task_state() noexcept : run_{} {}
     ~task_state() {
+        if (zombie_ && refs_ > 0) {  // handles outlive the frame: keep what they read
+            zombie_handover& z = handover();
+            z.frame = const_cast<char*>(reinterpret_cast<const char*>(this)) - frame_offset_;
+            z.refs = refs_;
+            z.name = name_;
+            z.named = named_;
+            z.frame_offset = frame_offset_;
+            z.error = std::move(error_);
+            error_.~exception_ptr();
+            return;
+        }
         if (has_error()) error_.~exception_ptr();
         if (named_) delete name_string();
+    }
+
+    // A pending task whose frame close() had to destroy while handles still refer to
+    // it (its frame held a handle to itself, or tasks held each other's): the frame's
+    // memory stays, holding a bare cancelled task_state, until the last handle goes.
+    struct zombie_handover {
+        void* frame = nullptr;
+        std::uint32_t refs = 0;
+        std::uintptr_t name = 0;
+        bool named = false;
+        std::uint8_t frame_offset = 0;
+        std::exception_ptr error;
+    };
+    static zombie_handover& handover() noexcept {
+        thread_local zombie_handover z;
+        return z;
+    }
+    // Called by the frame's operator delete: keeps the memory if it is a zombie's.
+    static bool keep_as_zombie(void* frame, std::size_t size) noexcept {
+        zombie_handover& z = handover();
+        if (z.frame != frame) return false;
+        auto* t = ::new (static_cast<char*>(frame) + z.frame_offset) task_state;
+        t->set_error(std::move(z.error), task_status::cancelled);
+        t->refs_ = z.refs;
+        t->name_ = z.name;
+        t->named_ = z.named;
+        t->frame_offset_ = z.frame_offset;
+        t->frame_size_ = size;
+        t->spawned_ = t->started_ = t->retrieved_ = true;
+        t->finished_ = 1;
+        t->zombie_ = 1;
+        z = {};
+        return true;
     }
     task_state(const task_state&) = delete;
     task_state& operator=(const task_state&) = delete;
@@ -116,6 +164,9 @@ struct task_state {
         }
     }
 
+    // The loop a spawned task belongs to; null once that loop has closed.
+    loop_core* loop() const noexcept { return zombie_ ? nullptr : loop_; }
+
     void add_ref() noexcept { ++refs_; }
     // Defined by loop_core: these reach the loop.
     void release() noexcept;
@@ -133,14 +184,16 @@ struct task_state {
     // --- a lazy task resumes its awaiter inline; a spawned task belongs to a loop
     union {
         std::coroutine_handle<> continuation_;
-        loop_core* loop_;  // null once the loop has closed
+        loop_core* loop_;          // null once the loop has closed
+        std::size_t frame_size_;  // a zombie's: what to free when its last handle goes
     };
     waiter* waiters_ = nullptr;
     task_state* prev_ = nullptr;  // the loop's list of pending (then finished) tasks
     task_state* next_ = nullptr;
     std::uintptr_t name_ = 0;  // the task number, or a std::string* when named_
     std::uint32_t refs_ = 0;   // task handles
-    std::uint16_t cancels_ : 14 = 0;     // cancel() requests (asyncio's cancelling())
+    std::uint16_t cancels_ : 13 = 0;     // cancel() requests (asyncio's cancelling())
+    std::uint16_t zombie_ : 1 = 0;       // see zombie_handover
     std::uint16_t value_taken_ : 1 = 0;  // a move-only result was moved out
     std::uint16_t finished_ : 1 = 0;     // past its last step: handles may now destroy it
     std::uint8_t frame_offset_ = 0;

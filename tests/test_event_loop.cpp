@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/stderr_capture.hpp"
 #include "support/counted.hpp"
 #include "support/trace.hpp"
 
@@ -69,42 +70,6 @@ aio::task<> awaits_lazy_sleeper(counted) { co_await lazy_sleeper(9); }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-// Redirects stderr (fd 2) to a temporary file for its lifetime; text() reads it back.
-class stderr_capture {
-public:
-    stderr_capture() {
-        std::fflush(stderr);
-        file_ = std::tmpfile();
-        saved_ = ::dup(2);
-        ::dup2(::fileno(file_), 2);
-    }
-    ~stderr_capture() {
-        restore();
-        std::fclose(file_);
-    }
-    stderr_capture(const stderr_capture&) = delete;
-    stderr_capture& operator=(const stderr_capture&) = delete;
-
-    std::string text() {
-        restore();
-        std::string out;
-        std::rewind(file_);
-        char buffer[512];
-        while (std::size_t n = std::fread(buffer, 1, sizeof buffer, file_)) out.append(buffer, n);
-        return out;
-    }
-
-private:
-    void restore() {
-        if (saved_ < 0) return;
-        std::fflush(stderr);
-        ::dup2(saved_, 2);
-        ::close(saved_);
-        saved_ = -1;
-    }
-    std::FILE* file_;
-    int saved_;
-};
 
 std::size_t count_lines(const std::string& text) {
     std::size_t n = 0;
@@ -751,7 +716,7 @@ TEST_CASE("set_exception_handler replaces the handler and an empty one restores 
 
     loop.set_exception_handler({});
     REQUIRE_FALSE(static_cast<bool>(loop.get_exception_handler()));
-    stderr_capture capture;
+    aio_test::stderr_capture capture;
     loop.call_exception_handler({"custom report", std::make_exception_ptr(my_error(3)), "some task"});
     std::string text = capture.text();
     INFO(text);
@@ -779,7 +744,7 @@ TEST_CASE("a failed task nobody retrieved reaches the loop's handler once, with 
 }
 
 TEST_CASE("a user's exception anywhere never calls std::terminate") {
-    stderr_capture capture;
+    aio_test::stderr_capture capture;
     bool finished = false;
     {
         aio::event_loop loop;

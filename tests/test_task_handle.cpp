@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/stderr_capture.hpp"
 #include "support/counted.hpp"
 #include "support/trace.hpp"
 
@@ -74,42 +75,6 @@ void record_reports(std::vector<aio::exception_context>& reports) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-// Redirects stderr (fd 2) to a temporary file for its lifetime; text() reads it back.
-class stderr_capture {
-public:
-    stderr_capture() {
-        std::fflush(stderr);
-        file_ = std::tmpfile();
-        saved_ = ::dup(2);
-        ::dup2(::fileno(file_), 2);
-    }
-    ~stderr_capture() {
-        restore();
-        std::fclose(file_);
-    }
-    stderr_capture(const stderr_capture&) = delete;
-    stderr_capture& operator=(const stderr_capture&) = delete;
-
-    std::string text() {
-        restore();
-        std::string out;
-        std::rewind(file_);
-        char buffer[512];
-        while (std::size_t n = std::fread(buffer, 1, sizeof buffer, file_)) out.append(buffer, n);
-        return out;
-    }
-
-private:
-    void restore() {
-        if (saved_ < 0) return;
-        std::fflush(stderr);
-        ::dup2(saved_, 2);
-        ::close(saved_);
-        saved_ = -1;
-    }
-    std::FILE* file_;
-    int saved_;
-};
 
 std::size_t count_lines(const std::string& text) {
     std::size_t n = 0;
@@ -1333,7 +1298,7 @@ TEST_CASE("a failed task whose exception nobody retrieves is reported once, with
 TEST_CASE("a failed task whose handle outlives its loop is reported once, when the handle goes") {
     std::vector<aio::exception_context> reports;
     aio::task_handle<int> kept;
-    stderr_capture capture;
+    aio_test::stderr_capture capture;
     {
         aio::event_loop loop;
         loop.set_exception_handler(
@@ -1357,7 +1322,7 @@ TEST_CASE("a failed task whose handle outlives its loop is reported once, when t
 }
 
 TEST_CASE("the default exception handler writes one line on stderr naming the task") {
-    stderr_capture capture;
+    aio_test::stderr_capture capture;
     auto program = []() -> aio::task<> {
         aio::create_task(fail_after(0, 1), "unlucky-worker");
         co_await aio::sleep(0s);

@@ -54,7 +54,7 @@ public:
     bool cancel() { return state().cancel(); }
 
     // How many cancel() requests are pending on the task (asyncio's cancelling()).
-    int cancelling() const { return state().done() ? 0 : state().cancels_; }
+    int cancelling() const { return state().cancels_; }
 
     std::string name() const { return state().name(); }
     void set_name(std::string name) { state().set_name(std::move(name)); }

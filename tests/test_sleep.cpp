@@ -534,12 +534,12 @@ TEST_CASE("a thousand tasks created in shuffled order wake in deadline order") {
     std::shuffle(ranks.begin(), ranks.end(), std::mt19937(20240611));
     std::vector<int> woke;
     auto program = [&]() -> aio::task<> {
-        // Absolute deadlines, 200 us apart and far ahead of the time it takes to arm
+        // Absolute deadlines, 1 ms apart and far ahead of the time it takes to arm
         // them all (even under sanitizers on a loaded machine), so that each task's
         // deadline depends on its rank alone.
         const auto base = steady::now() + 1s;
         std::vector<aio::task_handle<>> tasks;
-        for (int rank : ranks) tasks.push_back(aio::create_task(deadline_sleeper(woke, rank, base + rank * 200us)));
+        for (int rank : ranks) tasks.push_back(aio::create_task(deadline_sleeper(woke, rank, base + rank * 1ms)));
         for (auto& t : tasks) co_await t;
     };
     aio::run(program());

@@ -1,15 +1,16 @@
-// The loop's machinery in include/aio/detail: the timer heap (deadline order, ties in
-// arming order, removal from the middle), the ready queue (FIFO across growth and
-// wrap-around, withdrawal), the tasks' waiter lists and the block cache.
+// The loop's machinery in include/aio/detail: the timer queue (deadline order, ties in
+// arming order, removal from the middle, late timers), the ready queue (FIFO across
+// growth and wrap-around, withdrawal), the tasks' waiter lists and the block cache.
 
 #include <aio/detail/block_cache.hpp>
 #include <aio/detail/ready_queue.hpp>
 #include <aio/detail/task_state.hpp>
-#include <aio/detail/timer_heap.hpp>
+#include <aio/detail/timer_queue.hpp>
 
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <random>
 #include <set>
@@ -22,7 +23,7 @@ namespace {
 
 using aio::detail::timer_node;
 
-// A timer for the heap: the node first, so that the tagged word is the node's address.
+// A timer for the queue: the node first, so that the tagged word is the node's address.
 struct test_timer {
     timer_node node;
     int id = 0;
@@ -32,10 +33,17 @@ struct node_of {
     timer_node* operator()(std::uintptr_t tagged) const noexcept { return reinterpret_cast<timer_node*>(tagged); }
 };
 
-using heap = aio::detail::basic_timer_heap<node_of>;
+using queue = aio::detail::basic_timer_queue<node_of>;
+constexpr std::int64_t any_time = std::numeric_limits<std::int64_t>::max();
 
 std::uintptr_t tag(test_timer& t) { return reinterpret_cast<std::uintptr_t>(&t); }
-int id_of(const heap::entry& e) { return reinterpret_cast<test_timer*>(e.tagged)->id; }
+int id_of(const queue::entry& e) { return reinterpret_cast<test_timer*>(e.tagged)->id; }
+
+queue::entry pop(queue& q) {
+    queue::entry e{};
+    REQUIRE(q.pop(any_time, e));
+    return e;
+}
 
 std::vector<std::unique_ptr<test_timer>> make_timers(int n) {
     std::vector<std::unique_ptr<test_timer>> timers;
@@ -48,31 +56,48 @@ std::vector<std::unique_ptr<test_timer>> make_timers(int n) {
 
 }  // namespace
 
-TEST_CASE("the timer heap pops timers in deadline order") {
-    heap h;
-    REQUIRE(h.empty());
+TEST_CASE("the timer queue pops timers in deadline order") {
+    queue q;
+    REQUIRE(q.empty());
     auto timers = make_timers(6);
     const std::int64_t deadlines[] = {50, 10, 40, 20, 60, 30};
-    for (int i = 0; i < 6; ++i) h.push(deadlines[i], tag(*timers[static_cast<std::size_t>(i)]));
-    REQUIRE(h.size() == 6);
-    REQUIRE(h.top_deadline() == 10);
+    for (int i = 0; i < 6; ++i) q.push(deadlines[i], tag(*timers[static_cast<std::size_t>(i)]));
+    REQUIRE(q.size() == 6);
+    REQUIRE(q.next_deadline() == 10);
     std::vector<std::int64_t> popped;
-    while (!h.empty()) {
-        heap::entry e = h.pop();
+    while (!q.empty()) {
+        queue::entry e = pop(q);
         popped.push_back(e.deadline);
         REQUIRE(deadlines[id_of(e)] == e.deadline);
-        REQUIRE(reinterpret_cast<test_timer*>(e.tagged)->node.heap_index == timer_node::idle);
+        REQUIRE(reinterpret_cast<test_timer*>(e.tagged)->node.slot == timer_node::idle);
     }
     REQUIRE(popped == std::vector<std::int64_t>{10, 20, 30, 40, 50, 60});
 }
 
-TEST_CASE("the timer heap pops equal deadlines in arming order") {
-    heap h;
+TEST_CASE("the timer queue pops only timers due by the limit") {
+    queue q;
+    auto timers = make_timers(3);
+    q.push(300, tag(*timers[0]));
+    q.push(100, tag(*timers[1]));
+    q.push(200, tag(*timers[2]));
+    queue::entry e{};
+    REQUIRE_FALSE(q.pop(99, e));
+    REQUIRE(q.pop(250, e));
+    REQUIRE(id_of(e) == 1);
+    REQUIRE(q.pop(250, e));
+    REQUIRE(id_of(e) == 2);
+    REQUIRE_FALSE(q.pop(250, e));
+    REQUIRE(q.size() == 1);
+    REQUIRE(q.next_deadline() == 300);
+}
+
+TEST_CASE("the timer queue pops equal deadlines in arming order") {
+    queue q;
     auto timers = make_timers(300);
     // Three deadlines, interleaved, pushed in id order.
-    for (auto& t : timers) h.push(100 * (t->id % 3), tag(*t));
+    for (auto& t : timers) q.push(100 * (t->id % 3), tag(*t));
     std::vector<int> ids;
-    while (!h.empty()) ids.push_back(id_of(h.pop()));
+    while (!q.empty()) ids.push_back(id_of(pop(q)));
     std::vector<int> expected;
     for (int d = 0; d < 3; ++d)
         for (int i = 0; i < 300; ++i)
@@ -80,127 +105,199 @@ TEST_CASE("the timer heap pops equal deadlines in arming order") {
     REQUIRE(ids == expected);
 }
 
-TEST_CASE("the timer heap records each timer's position and forgets it once popped or removed") {
-    heap h;
-    auto timers = make_timers(100);
-    for (auto& t : timers) h.push(1000 - t->id, tag(*t));
-    for (auto& t : timers) REQUIRE(t->node.heap_index < h.size());
-    h.remove(&timers[50]->node);
-    REQUIRE(timers[50]->node.heap_index == timer_node::idle);
-    heap::entry e = h.pop();
-    REQUIRE(id_of(e) == 99);
-    REQUIRE(timers[99]->node.heap_index == timer_node::idle);
-    REQUIRE(h.size() == 98);
+TEST_CASE("the timer queue keeps arming order for a deadline armed again while it is being popped") {
+    queue q;
+    auto timers = make_timers(4);
+    q.push(1000, tag(*timers[0]));
+    q.push(1000, tag(*timers[1]));
+    q.push(5000, tag(*timers[2]));
+    REQUIRE(id_of(pop(q)) == 0);
+    q.push(1000, tag(*timers[3]));  // the deadline just popped: after the one still waiting
+    REQUIRE(id_of(pop(q)) == 1);
+    REQUIRE(id_of(pop(q)) == 3);
+    REQUIRE(id_of(pop(q)) == 2);
 }
 
-TEST_CASE("removing timers from the middle of the timer heap keeps heap order") {
-    heap h;
+TEST_CASE("timers armed for a deadline already passed leave first, in deadline then arming order") {
+    queue q;
+    auto timers = make_timers(6);
+    q.push(1000, tag(*timers[0]));
+    q.push(2000, tag(*timers[1]));
+    REQUIRE(id_of(pop(q)) == 0);  // the queue has moved past 1000
+    q.push(500, tag(*timers[2]));
+    q.push(100, tag(*timers[3]));
+    q.push(500, tag(*timers[4]));
+    q.push(1000, tag(*timers[5]));  // not late: equal to the last deadline popped
+    REQUIRE(q.next_deadline() == 100);
+    std::vector<int> ids;
+    while (!q.empty()) ids.push_back(id_of(pop(q)));
+    REQUIRE(ids == std::vector<int>{3, 2, 4, 5, 1});
+}
+
+TEST_CASE("negative and extreme deadlines keep their order in the timer queue") {
+    queue q;
+    auto timers = make_timers(5);
+    const std::int64_t deadlines[] = {std::numeric_limits<std::int64_t>::max(), 0, -5,
+                                      std::numeric_limits<std::int64_t>::min(), 7};
+    for (int i = 0; i < 5; ++i) q.push(deadlines[i], tag(*timers[static_cast<std::size_t>(i)]));
+    std::vector<int> ids;
+    while (!q.empty()) ids.push_back(id_of(pop(q)));
+    REQUIRE(ids == std::vector<int>{3, 2, 1, 4, 0});
+}
+
+TEST_CASE("the timer queue records where each timer is filed and forgets it once popped or removed") {
+    queue q;
+    auto timers = make_timers(100);
+    for (auto& t : timers) q.push(1000 - t->id, tag(*t));
+    for (auto& t : timers) REQUIRE(t->node.slot < queue::first_free_state);
+    q.remove(&timers[50]->node);
+    REQUIRE(timers[50]->node.slot == timer_node::idle);
+    queue::entry e = pop(q);
+    REQUIRE(id_of(e) == 99);
+    REQUIRE(timers[99]->node.slot == timer_node::idle);
+    REQUIRE(q.size() == 98);
+}
+
+TEST_CASE("removing timers from the middle of the timer queue keeps deadline order") {
+    queue q;
     auto timers = make_timers(1000);
     std::mt19937 rng(7);
     std::vector<std::int64_t> deadline(1000);
     for (auto& t : timers) {
         deadline[static_cast<std::size_t>(t->id)] = std::uniform_int_distribution<std::int64_t>(0, 499)(rng);
-        h.push(deadline[static_cast<std::size_t>(t->id)], tag(*t));
+        q.push(deadline[static_cast<std::size_t>(t->id)], tag(*t));
     }
-    // Remove every third timer, wherever it sits in the heap.
+    // Remove every third timer, wherever it is filed.
     std::vector<std::pair<std::int64_t, int>> expected;
     for (auto& t : timers) {
-        if (t->id % 3 == 1) h.remove(&t->node);
+        if (t->id % 3 == 1) q.remove(&t->node);
         else expected.emplace_back(deadline[static_cast<std::size_t>(t->id)], t->id);
     }
     std::sort(expected.begin(), expected.end());  // ties: lower id = armed first
-    REQUIRE(h.size() == expected.size());
+    REQUIRE(q.size() == expected.size());
     std::vector<std::pair<std::int64_t, int>> popped;
-    while (!h.empty()) {
-        heap::entry e = h.pop();
+    while (!q.empty()) {
+        queue::entry e = pop(q);
         popped.emplace_back(e.deadline, id_of(e));
     }
     REQUIRE(popped == expected);
 }
 
-TEST_CASE("removing the last and the first timer of the timer heap works") {
-    heap h;
-    auto timers = make_timers(3);
-    h.push(1, tag(*timers[0]));
-    h.remove(&timers[0]->node);
-    REQUIRE(h.empty());
-    h.push(3, tag(*timers[0]));
-    h.push(1, tag(*timers[1]));
-    h.push(2, tag(*timers[2]));
-    h.remove(&timers[1]->node);  // the top
-    REQUIRE(h.top_deadline() == 2);
-    REQUIRE(id_of(h.pop()) == 2);
-    REQUIRE(id_of(h.pop()) == 0);
-    REQUIRE(h.empty());
+TEST_CASE("removing the only, the first and a late timer of the timer queue works") {
+    queue q;
+    auto timers = make_timers(4);
+    q.push(1, tag(*timers[0]));
+    q.remove(&timers[0]->node);
+    REQUIRE(q.empty());
+    q.push(3, tag(*timers[0]));
+    q.push(1, tag(*timers[1]));
+    q.push(2, tag(*timers[2]));
+    q.remove(&timers[1]->node);  // the earliest
+    REQUIRE(q.next_deadline() <= 2);
+    REQUIRE(id_of(pop(q)) == 2);
+    q.push(0, tag(*timers[3]));  // late
+    q.remove(&timers[3]->node);
+    REQUIRE(q.size() == 1);
+    REQUIRE(id_of(pop(q)) == 0);
+    REQUIRE(q.empty());
 }
 
-TEST_CASE("the timer heap matches a sorted reference under random pushes, pops and removals") {
-    heap h;
-    auto timers = make_timers(5000);
-    std::set<std::pair<std::int64_t, std::uint64_t>> reference;  // (deadline, arming order)
-    std::vector<std::uint64_t> armed_at(timers.size());
-    std::vector<std::int64_t> deadline_of(timers.size());
-    std::vector<int> idle;   // timers not in the heap
-    std::vector<int> inside;  // timers in the heap
-    for (int i = static_cast<int>(timers.size()) - 1; i >= 0; --i) idle.push_back(i);
-    std::uint64_t order = 0;
-    std::mt19937 rng(12345);
-    for (int step = 0; step < 100'000; ++step) {
-        const int op = std::uniform_int_distribution<int>(0, 9)(rng);
-        if (op < 5 && !idle.empty()) {
-            const int id = idle.back();
-            idle.pop_back();
-            const auto d = std::uniform_int_distribution<std::int64_t>(0, 200)(rng);  // many ties
-            auto u = static_cast<std::size_t>(id);
-            armed_at[u] = order++;
-            deadline_of[u] = d;
-            h.push(d, tag(*timers[u]));
-            reference.emplace(d, armed_at[u]);
-            inside.push_back(id);
-        } else if (op < 8 && !inside.empty()) {
-            heap::entry e = h.pop();
-            const auto u = static_cast<std::size_t>(id_of(e));
-            REQUIRE(!reference.empty());
-            REQUIRE(*reference.begin() == std::make_pair(e.deadline, armed_at[u]));
-            reference.erase(reference.begin());
-            inside.erase(std::find(inside.begin(), inside.end(), static_cast<int>(u)));
-            idle.push_back(static_cast<int>(u));
-        } else if (!inside.empty()) {
-            const auto k = std::uniform_int_distribution<std::size_t>(0, inside.size() - 1)(rng);
-            const int id = inside[k];
-            const auto u = static_cast<std::size_t>(id);
-            h.remove(&timers[u]->node);
-            REQUIRE(timers[u]->node.heap_index == timer_node::idle);
-            reference.erase({deadline_of[u], armed_at[u]});
-            inside[k] = inside.back();
-            inside.pop_back();
-            idle.push_back(id);
+TEST_CASE("timers armed and cancelled by the thousand beside one long timer leave only that timer") {
+    // One long timer keeps its bucket alive while many others come and go in it.
+    queue q;
+    auto timers = make_timers(2);
+    q.push(1'000'000, tag(*timers[0]));
+    for (int i = 0; i < 100'000; ++i) {
+        q.push(1'000'001 + i % 7, tag(*timers[1]));
+        q.remove(&timers[1]->node);
+    }
+    REQUIRE(q.size() == 1);
+    REQUIRE(id_of(pop(q)) == 0);
+    REQUIRE(q.empty());
+}
+
+TEST_CASE("the timer queue matches a sorted reference under random pushes, pops and removals") {
+    auto run = [](std::int64_t spread, unsigned seed) {
+        queue q;
+        auto timers = make_timers(5000);
+        std::set<std::pair<std::int64_t, std::uint64_t>> reference;  // (deadline, arming order)
+        std::vector<std::uint64_t> armed_at(timers.size());
+        std::vector<std::int64_t> deadline_of(timers.size());
+        std::vector<int> idle;    // timers not in the queue
+        std::vector<int> inside;  // timers in the queue
+        for (int i = static_cast<int>(timers.size()) - 1; i >= 0; --i) idle.push_back(i);
+        std::uint64_t order = 0;
+        std::int64_t now = 0;  // pops take what is due by now; pushes mostly arm from now on
+        std::mt19937 rng(seed);
+        for (int step = 0; step < 100'000; ++step) {
+            const int op = std::uniform_int_distribution<int>(0, 11)(rng);
+            if (op < 5 && !idle.empty()) {
+                const int id = idle.back();
+                idle.pop_back();
+                // Mostly now + delay; sometimes a deadline already passed.
+                const std::int64_t base = op == 0 ? now - spread : now;
+                const auto d = base + std::uniform_int_distribution<std::int64_t>(0, spread)(rng);
+                auto u = static_cast<std::size_t>(id);
+                armed_at[u] = order++;
+                deadline_of[u] = d;
+                q.push(d, tag(*timers[u]));
+                reference.emplace(d, armed_at[u]);
+                inside.push_back(id);
+            } else if (op < 8) {
+                queue::entry e{};
+                const bool due = !reference.empty() && reference.begin()->first <= now;
+                REQUIRE(q.pop(now, e) == due);
+                if (due) {
+                    const auto u = static_cast<std::size_t>(id_of(e));
+                    REQUIRE(*reference.begin() == std::make_pair(e.deadline, armed_at[u]));
+                    REQUIRE(timers[u]->node.slot == timer_node::idle);
+                    reference.erase(reference.begin());
+                    inside.erase(std::find(inside.begin(), inside.end(), static_cast<int>(u)));
+                    idle.push_back(static_cast<int>(u));
+                }
+            } else if (op < 10 && !inside.empty()) {
+                const auto k = std::uniform_int_distribution<std::size_t>(0, inside.size() - 1)(rng);
+                const int id = inside[k];
+                const auto u = static_cast<std::size_t>(id);
+                q.remove(&timers[u]->node);
+                REQUIRE(timers[u]->node.slot == timer_node::idle);
+                reference.erase({deadline_of[u], armed_at[u]});
+                inside[k] = inside.back();
+                inside.pop_back();
+                idle.push_back(id);
+            } else {
+                now += std::uniform_int_distribution<std::int64_t>(0, spread / 4 + 1)(rng);
+            }
+            REQUIRE(q.size() == reference.size());
+            if (!reference.empty()) REQUIRE(q.next_deadline() <= reference.begin()->first);
         }
-        REQUIRE(h.size() == reference.size());
-        if (!reference.empty()) REQUIRE(h.top_deadline() == reference.begin()->first);
-    }
-    while (!h.empty()) {
-        heap::entry e = h.pop();
-        REQUIRE(*reference.begin() == std::make_pair(e.deadline, armed_at[static_cast<std::size_t>(id_of(e))]));
-        reference.erase(reference.begin());
-    }
-    REQUIRE(reference.empty());
+        while (!q.empty()) {
+            queue::entry e = pop(q);
+            REQUIRE(*reference.begin() == std::make_pair(e.deadline, armed_at[static_cast<std::size_t>(id_of(e))]));
+            reference.erase(reference.begin());
+        }
+        REQUIRE(reference.empty());
+    };
+    SECTION("deadlines close together, with many ties") { run(200, 12345); }
+    SECTION("deadlines spread over many digits") { run(std::int64_t{1} << 40, 777); }
 }
 
-TEST_CASE("clearing the timer heap visits every timer and leaves each idle") {
-    heap h;
+TEST_CASE("clearing the timer queue visits every timer and leaves each idle") {
+    queue q;
     auto timers = make_timers(100);
-    for (auto& t : timers) h.push(t->id % 10, tag(*t));
+    for (auto& t : timers) q.push(t->id % 10 + 1000, tag(*t));
+    (void)pop(q);
+    q.push(5, tag(*timers[0]));  // late
     std::vector<int> visited;
-    h.clear([&](const heap::entry& e) { visited.push_back(id_of(e)); });
-    REQUIRE(h.empty());
+    q.clear([&](const queue::entry& e) { visited.push_back(id_of(e)); });
+    REQUIRE(q.empty());
     std::sort(visited.begin(), visited.end());
     REQUIRE(visited.size() == 100);
     for (int i = 0; i < 100; ++i) REQUIRE(visited[static_cast<std::size_t>(i)] == i);
-    for (auto& t : timers) REQUIRE(t->node.heap_index == timer_node::idle);
-    // The heap is reusable.
-    h.push(5, tag(*timers[0]));
-    REQUIRE(id_of(h.pop()) == 0);
+    for (auto& t : timers) REQUIRE(t->node.slot == timer_node::idle);
+    // The queue is reusable.
+    q.push(5, tag(*timers[0]));
+    REQUIRE(id_of(pop(q)) == 0);
 }
 
 TEST_CASE("the ready queue is FIFO") {
@@ -300,3 +397,4 @@ TEST_CASE("the block cache hands a freed block of the same size class back out")
     cache.deallocate(big, 4096);
     cache.deallocate(b, 104);
 }
+

@@ -1,6 +1,6 @@
 #pragma once
 // aio::event_loop: asyncio's event loop — one thread, a FIFO ready queue, a timer
-// heap and an epoll multiplexer (see detail/loop_core.hpp for the iteration).
+// queue and an epoll multiplexer (see detail/loop_core.hpp for the iteration).
 //
 // Most programs never touch it: aio::run creates one, runs the main task and closes
 // it. aio::get_running_loop() reaches the loop from inside a task.

@@ -27,14 +27,14 @@ public:
 
     explicit operator bool() const noexcept { return node_ != nullptr; }
 
-    // The callback will not run. A timer leaves the heap at once; a callback already
+    // The callback will not run. A timer leaves the timer queue at once; a callback already
     // in the ready queue is skipped when its turn comes. No effect once it has run.
     void cancel() noexcept {
         if (!node_ || node_->cancelled) return;
         node_->cancelled = true;
-        if (node_->in_heap() && node_->loop) {
+        if (node_->armed() && node_->loop) {
             node_->loop->timers.remove(&node_->timer);
-            node_->release();  // the heap's reference
+            node_->release();  // the timer queue's reference
         }
     }
     bool cancelled() const noexcept { return node_ && node_->cancelled; }

@@ -4,7 +4,7 @@
 // Resumption: d <= 0 appends the task to the ready queue at once (it yields exactly
 // one loop iteration). Otherwise a timer is armed; when it is due the loop queues the
 // timer's callback, which wakes the task — two iterations, as in asyncio (rule 6).
-// Cancellation removes the timer from the heap at once and wakes the task, which gets
+// Cancellation removes the timer from the loop at once and wakes the task, which gets
 // aio::cancelled_error from this co_await. Sleeping allocates nothing: the timer lives
 // in the awaiter, inside the sleeping task's frame.
 
@@ -57,7 +57,7 @@ public:
     void await_resume() {
         // A cancel() that came after the timer was cancelled adds no second error.
         detail::throw_if_cancel_pending(detail::current_task_state());
-        if (node_.timer.heap_index == detail::sleep_node::cancelled) throw cancelled_error();
+        if (node_.timer.slot == detail::sleep_node::cancelled) throw cancelled_error();
     }
 
 private:

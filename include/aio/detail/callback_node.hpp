@@ -8,14 +8,14 @@
 
 #include "block_cache.hpp"
 #include "ready_queue.hpp"
-#include "timer_heap.hpp"
+#include "timer_queue.hpp"
 
 namespace aio::detail {
 
 class loop_core;
 
 struct callback_node {
-    timer_node timer;  // first: the timer heap reaches the node through its address
+    timer_node timer;  // first: the timer queue reaches the node through its address
     ready_item item;
     void (*invoke)(callback_node*) = nullptr;  // may throw; the loop reports it
     void (*destroy)(callback_node*) noexcept = nullptr;
@@ -27,7 +27,7 @@ struct callback_node {
     static callback_node* from_item(ready_item* item) noexcept {
         return reinterpret_cast<callback_node*>(reinterpret_cast<char*>(item) - offsetof(callback_node, item));
     }
-    bool in_heap() const noexcept { return timer.heap_index != timer_node::idle; }
+    bool armed() const noexcept { return timer.slot != timer_node::idle; }
     void add_ref() noexcept { ++refs; }
     void release() noexcept {
         if (--refs == 0) destroy(this);

@@ -1,5 +1,5 @@
 #pragma once
-// The event loop proper: ready queue, timer heap, the multiplexer it blocks in, and the
+// The event loop proper: ready queue, timer queue, the multiplexer it blocks in, and the
 // bookkeeping of the tasks it owns. aio::event_loop is the public face of this class.
 //
 // One iteration (run_once) follows asyncio's BaseEventLoop._run_once: wait for the
@@ -24,7 +24,7 @@
 #include "ready_queue.hpp"
 #include "sleep_node.hpp"
 #include "task_state.hpp"
-#include "timer_heap.hpp"
+#include "timer_queue.hpp"
 
 namespace aio {
 class event_loop;
@@ -153,8 +153,8 @@ public:
     bool cancel_sleep(task_state& t) noexcept {
         sleep_node& s = *sleep_node_of(t);
         if (s.armed()) timers.remove(&s.timer);
-        else if (s.timer.heap_index != sleep_node::queued) return false;
-        s.timer.heap_index = sleep_node::cancelled;
+        else if (s.timer.slot != sleep_node::queued) return false;
+        s.timer.slot = sleep_node::cancelled;
         schedule(t);
         return true;
     }
@@ -195,7 +195,7 @@ public:
 
     void run_once() {
         if (ready.empty() && !stopping) {
-            if (!timers.empty()) poller.wait(timers.top_deadline(), true);
+            if (!timers.empty()) poller.wait(timers.next_deadline(), true);
             else if (poller.can_wake()) poller.wait(epoll_poller::no_deadline, true);
             else
                 throw aio::runtime_error(
@@ -228,7 +228,7 @@ public:
             }
         }
         // Timers left: callbacks are dropped; sleeps are disarmed before their frames go.
-        timers.clear([](const timer_heap::entry& e) {
+        timers.clear([](const timer_queue::entry& e) {
             if ((e.tagged & timer_is_sleep) == 0) drop(reinterpret_cast<callback_node*>(e.tagged));
         });
         // Tasks still pending end cancelled; their frames are destroyed now, or when
@@ -300,10 +300,10 @@ public:
 
     event_loop& owner() const noexcept { return owner_; }
 
-    using timer_heap = basic_timer_heap<timer_node_of>;
+    using timer_queue = basic_timer_queue<timer_node_of>;
 
     ready_queue ready;
-    timer_heap timers;
+    timer_queue timers;
     epoll_poller poller;
     task_list pending;   // in creation order: all_tasks(), shutdown
     task_list finished;  // done, still referenced by a handle
@@ -316,11 +316,12 @@ public:
 private:
     void fire_due_timers() {
         const std::int64_t now = steady_now_ns();
-        while (!timers.empty() && timers.top_deadline() <= now) {
-            std::uintptr_t tagged = timers.pop().tagged;
+        timer_queue::entry due;
+        while (timers.pop(now, due)) {
+            const std::uintptr_t tagged = due.tagged;
             if (tagged & timer_is_sleep) {
                 auto* t = reinterpret_cast<task_state*>(tagged & ~timer_is_sleep);
-                sleep_node_of(*t)->timer.heap_index = sleep_node::queued;
+                sleep_node_of(*t)->timer.slot = sleep_node::queued;
                 ready.push(entry_of(t, tag_sleep));
             } else {
                 push(&reinterpret_cast<callback_node*>(tagged)->item);
@@ -338,7 +339,7 @@ private:
             // unless cancel() got there first (and already woke it).
             task_state& t = *pointer_of<task_state>(entry);
             if (t.run_.awaiting & awaiting_sleep) {
-                sleep_node_of(t)->timer.heap_index = sleep_node::fired;
+                sleep_node_of(t)->timer.slot = sleep_node::fired;
                 schedule(t);
             }
             break;

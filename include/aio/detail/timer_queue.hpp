@@ -1,0 +1,318 @@
+#pragma once
+// The loop's timers, ordered by (deadline, arming order): a radix queue.
+//
+// Timers leave in deadline order, and a new timer's deadline (now + delay) is never
+// earlier than the last deadline that left (which was due, so at most now). A radix
+// queue exploits that monotony: it keeps `last_`, the last deadline taken out, and
+// files every timer in a bucket named by the highest hexadecimal digit in which its
+// deadline differs from last_ (the level) and by its own digit there. Every deadline
+// in a lower bucket is smaller than every deadline in a higher one, so the earliest
+// timer is in the lowest non-empty bucket. Taking it out moves last_ up to that
+// bucket's smallest deadline and files the bucket's timers again, each into a lower
+// level; at level 0 a bucket holds a single deadline. A timer therefore moves at most
+// once per level (about four times at 100,000 timers), always as a sequential sweep
+// over a bucket, where a heap would chase a chain of cache misses down its levels.
+//
+// Equal deadlines always share a bucket, and every move keeps a bucket's order, so
+// ties leave in arming order without a sequence number.
+//
+// Each timer records where it is filed (its node), so that cancelling it removes it
+// at once: its entry becomes a hole, skipped when its bucket is taken out or
+// compacted when holes outnumber live entries there; cancelled timers never fire
+// and never pile up.
+//
+// A timer armed for a deadline before last_ (call_at with a time in the past) is
+// already due; such "late" timers wait in a small binary heap of their own and leave
+// before every other timer.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+namespace aio::detail {
+
+// Embedded in every timer (a sleep's node, a call_later callback): where it is filed.
+struct timer_node {
+    static constexpr std::uint32_t idle = ~std::uint32_t{0};  // not in the queue
+    std::uint32_t slot = idle;  // its bucket, or the late heap; states above those mean "not queued"
+    std::uint32_t index = 0;    // its position there
+};
+
+// `NodeOf` maps an entry's tagged word to the timer_node that records its position.
+template <class NodeOf>
+class basic_timer_queue {
+public:
+    // `tagged` says which timer this is; pop() returns it as it was pushed.
+    struct entry {
+        std::int64_t deadline;
+        std::uintptr_t tagged;  // 0: a hole left by a removed timer
+    };
+
+    static constexpr std::uint32_t late_slot = 256;  // slots 0..255 are buckets
+    static constexpr std::uint32_t first_free_state = late_slot + 1;
+
+    basic_timer_queue() = default;
+    basic_timer_queue(const basic_timer_queue&) = delete;
+    basic_timer_queue& operator=(const basic_timer_queue&) = delete;
+    ~basic_timer_queue() {
+        for (bucket& b : buckets_) ::operator delete(b.entries);
+        ::operator delete(late_);
+    }
+
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+
+    // A time no later than the earliest deadline (it is that deadline unless a removal
+    // left a bucket's bound behind: the loop then wakes early once and finds nothing).
+    std::int64_t next_deadline() const noexcept {  // not empty()
+        if (late_size_) return late_[0].deadline;
+        return buckets_[lowest_bucket()].min;
+    }
+
+    void push(std::int64_t deadline, std::uintptr_t tagged) {
+        const std::uint64_t key = key_of(deadline);
+        if (key < last_) [[unlikely]]
+            return push_late(deadline, tagged);
+        const std::uint32_t b = bucket_of(key);
+        file(buckets_[b], b, {deadline, tagged});
+        ++size_;
+    }
+
+    // Takes out the earliest timer if its deadline is at most `limit`. Throws only
+    // std::bad_alloc (when a bucket cannot grow), leaving the queue as it was.
+    bool pop(std::int64_t limit, entry& out) {
+        if (late_size_) [[unlikely]] {
+            if (late_[0].deadline > limit) return false;
+            out = pop_late();
+            return true;
+        }
+        for (;;) {
+            if (size_ == 0) return false;
+            const std::uint32_t b = lowest_bucket();
+            bucket& low = buckets_[b];
+            if (low.min > limit) return false;
+            if (b < digits) {  // level 0: one deadline, in arming order
+                last_ = key_of(low.min);
+                entry e = low.entries[low.head++];
+                while (e.tagged == 0) e = low.entries[low.head++];
+                node_of(e.tagged)->slot = timer_node::idle;
+                --size_;
+                if (--low.live == 0) reset(low, b);
+                out = e;
+                return true;
+            }
+            refile(low, b);
+        }
+    }
+
+    void remove(timer_node* node) noexcept {
+        const std::uint32_t slot = node->slot, i = node->index;
+        node->slot = timer_node::idle;
+        --size_;
+        if (slot == late_slot) return remove_late(i);
+        bucket& b = buckets_[slot];
+        b.entries[i].tagged = 0;
+        if (--b.live == 0) reset(b, slot);
+        else if (b.size - b.head - b.live > compact_after && b.size - b.head > 2 * b.live) compact(b);
+    }
+
+    // Visits every timer (in no particular order) and empties the queue.
+    template <class F>
+    void clear(F&& on_entry) noexcept {
+        for (std::uint32_t s = 0; s < buckets; ++s) {
+            bucket& b = buckets_[s];
+            for (std::uint32_t i = b.head; i < b.size; ++i)
+                if (b.entries[i].tagged) visit_cleared(b.entries[i], on_entry);
+            reset(b, s);
+        }
+        for (std::uint32_t i = 0; i < late_size_; ++i) visit_cleared({late_[i].deadline, late_[i].tagged}, on_entry);
+        late_size_ = 0;
+        size_ = 0;
+    }
+
+private:
+    static constexpr unsigned digit_bits = 4;
+    static constexpr std::uint32_t digits = 1u << digit_bits;
+    static constexpr std::uint32_t levels = 64 / digit_bits;
+    static constexpr std::uint32_t buckets = levels * digits;  // bucket = level * digits + digit
+    static constexpr std::uint32_t compact_after = 32;         // holes a bucket may keep
+    static_assert(buckets == late_slot);
+
+    struct bucket {
+        entry* entries = nullptr;
+        std::uint32_t size = 0;  // entries in use, holes included
+        std::uint32_t head = 0;  // level 0: entries before head have left
+        std::uint32_t live = 0;
+        std::uint32_t capacity = 0;
+        std::int64_t min = INT64_MAX;  // no later than its earliest live deadline
+    };
+
+    struct late_entry {
+        std::int64_t deadline;
+        std::uint64_t seq;  // arming order
+        std::uintptr_t tagged;
+    };
+
+    static timer_node* node_of(std::uintptr_t tagged) noexcept { return NodeOf{}(tagged); }
+
+    // Deadlines as unsigned keys with the same order.
+    static std::uint64_t key_of(std::int64_t deadline) noexcept {
+        return static_cast<std::uint64_t>(deadline) ^ (std::uint64_t{1} << 63);
+    }
+
+    std::uint32_t bucket_of(std::uint64_t key) const noexcept {
+        const std::uint64_t differ = key ^ last_;
+        const std::uint32_t level = differ ? static_cast<std::uint32_t>(63 - __builtin_clzll(differ)) / digit_bits : 0;
+        return level * digits + static_cast<std::uint32_t>(key >> (level * digit_bits)) % digits;
+    }
+
+    // Buckets are numbered level by level, digit by digit, so the lowest non-empty
+    // bucket is the lowest set bit of the occupancy mask.
+    std::uint32_t lowest_bucket() const noexcept {
+        for (std::uint32_t w = 0;; ++w)
+            if (occupied_[w]) return w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(occupied_[w]));
+    }
+
+    void file(bucket& b, std::uint32_t slot, entry e) {
+        if (b.size == b.capacity) grow(b);
+        node_of(e.tagged)->slot = slot;
+        node_of(e.tagged)->index = b.size;
+        b.entries[b.size++] = e;
+        ++b.live;
+        if (e.deadline < b.min) b.min = e.deadline;
+        occupied_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+    }
+
+    // Moves the lowest bucket's timers down: last_ becomes its smallest deadline,
+    // which no live timer precedes, and each timer is filed again by its first
+    // digit that differs from it, in a level below this one. The buckets below were
+    // all empty, so if growing one fails, emptying them again undoes the moves.
+    void refile(bucket& from, std::uint32_t slot) {
+        const std::uint64_t last = last_;
+        last_ = key_of(from.min);
+        std::uint32_t i = from.head;
+        try {
+            for (; i < from.size; ++i)
+                if (from.entries[i].tagged) {
+                    const std::uint32_t to = bucket_of(key_of(from.entries[i].deadline));
+                    file(buckets_[to], to, from.entries[i]);
+                }
+        } catch (...) {
+            for (std::uint32_t below = 0; below < slot; ++below) reset(buckets_[below], below);
+            last_ = last;
+            for (std::uint32_t j = from.head; j < i; ++j)
+                if (from.entries[j].tagged) {
+                    node_of(from.entries[j].tagged)->slot = slot;
+                    node_of(from.entries[j].tagged)->index = j;
+                }
+            throw;
+        }
+        reset(from, slot);
+    }
+
+    void reset(bucket& b, std::uint32_t slot) noexcept {
+        b.size = b.head = b.live = 0;
+        b.min = INT64_MAX;
+        occupied_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+    }
+
+    void compact(bucket& b) noexcept {
+        std::uint32_t out = 0;
+        for (std::uint32_t i = b.head; i < b.size; ++i) {
+            if (b.entries[i].tagged == 0) continue;
+            node_of(b.entries[i].tagged)->index = out;
+            b.entries[out++] = b.entries[i];
+        }
+        b.size = out;
+        b.head = 0;
+    }
+
+    static void grow(bucket& b) {
+        if (b.capacity >= (std::uint32_t{1} << 31)) throw std::length_error("aio: too many timers in one event loop");
+        const std::uint32_t capacity = b.capacity ? b.capacity * 2 : 16;
+        auto* entries = static_cast<entry*>(::operator new(capacity * sizeof(entry)));
+        if (b.size) std::memcpy(entries, b.entries, b.size * sizeof(entry));
+        ::operator delete(b.entries);
+        b.entries = entries;
+        b.capacity = capacity;
+    }
+
+    template <class F>
+    static void visit_cleared(const entry& e, F& on_entry) noexcept {
+        node_of(e.tagged)->slot = timer_node::idle;
+        on_entry(e);
+    }
+
+    // --- late timers: a binary heap on (deadline, arming order)
+
+    void push_late(std::int64_t deadline, std::uintptr_t tagged) {
+        if (late_size_ == late_capacity_) {
+            const std::uint32_t capacity = late_capacity_ ? late_capacity_ * 2 : 8;
+            auto* bigger = static_cast<late_entry*>(::operator new(capacity * sizeof(late_entry)));
+            if (late_size_) std::memcpy(bigger, late_, late_size_ * sizeof(late_entry));
+            ::operator delete(late_);
+            late_ = bigger;
+            late_capacity_ = capacity;
+        }
+        node_of(tagged)->slot = late_slot;
+        late_sift_up(late_size_++, {deadline, late_seq_++, tagged});
+        ++size_;
+    }
+
+    entry pop_late() noexcept {
+        const late_entry top = late_[0];
+        node_of(top.tagged)->slot = timer_node::idle;
+        --size_;
+        if (--late_size_ > 0) late_sift_down(0, late_[late_size_]);
+        return {top.deadline, top.tagged};
+    }
+
+    void remove_late(std::uint32_t i) noexcept {
+        if (i == --late_size_) return;
+        const late_entry last = late_[late_size_];
+        if (i > 0 && late_before(last, late_[(i - 1) / 2])) late_sift_up(i, last);
+        else late_sift_down(i, last);
+    }
+
+    static bool late_before(const late_entry& a, const late_entry& b) noexcept {
+        return a.deadline != b.deadline ? a.deadline < b.deadline : a.seq < b.seq;
+    }
+
+    void late_place(std::uint32_t i, const late_entry& e) noexcept {
+        late_[i] = e;
+        node_of(e.tagged)->index = i;
+    }
+
+    void late_sift_up(std::uint32_t i, late_entry e) noexcept {
+        while (i > 0 && late_before(e, late_[(i - 1) / 2])) {
+            late_place(i, late_[(i - 1) / 2]);
+            i = (i - 1) / 2;
+        }
+        late_place(i, e);
+    }
+
+    void late_sift_down(std::uint32_t i, late_entry e) noexcept {
+        for (;;) {
+            std::uint32_t child = 2 * i + 1;
+            if (child >= late_size_) break;
+            if (child + 1 < late_size_ && late_before(late_[child + 1], late_[child])) ++child;
+            if (!late_before(late_[child], e)) break;
+            late_place(i, late_[child]);
+            i = child;
+        }
+        late_place(i, e);
+    }
+
+    bucket buckets_[buckets];
+    std::uint64_t occupied_[buckets / 64] = {};
+    std::uint64_t last_ = 0;  // key of the last deadline taken out (0: none yet)
+    std::size_t size_ = 0;    // live timers, late ones included
+    late_entry* late_ = nullptr;
+    std::uint32_t late_size_ = 0;
+    std::uint32_t late_capacity_ = 0;
+    std::uint64_t late_seq_ = 0;
+};
+
+}  // namespace aio::detail

@@ -19,6 +19,17 @@
 
 #include "support/catch.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define AIO_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AIO_TEST_ASAN 1
+#endif
+#endif
+#ifdef AIO_TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace {
 
 using aio::detail::timer_node;
@@ -398,3 +409,16 @@ TEST_CASE("the block cache hands a freed block of the same size class back out")
     cache.deallocate(b, 104);
 }
 
+TEST_CASE("freed blocks go back to the thread's block cache, except under AddressSanitizer, which must see every free") {
+    void* a = aio::detail::allocate_block(100);
+    aio::detail::deallocate_block(a, 100);
+#ifdef AIO_TEST_ASAN
+    REQUIRE(aio::detail::bypass_block_cache);
+    REQUIRE(__asan_address_is_poisoned(a));  // freed for real: a use after free is caught
+#else
+    REQUIRE_FALSE(aio::detail::bypass_block_cache);
+    void* b = aio::detail::allocate_block(100);
+    REQUIRE(b == a);
+    aio::detail::deallocate_block(b, 100);
+#endif
+}

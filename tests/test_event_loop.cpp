@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -472,6 +473,40 @@ TEST_CASE("close() destroys a pending task whose frame holds a handle to itself"
     REQUIRE(counted::alive() == 0);
 }
 
+namespace {
+// Holds a handle to the task that holds it, as a coroutine parameter: parameters are
+// destroyed after the promise, so this handle goes after the task's state.
+struct self_holder {
+    aio::any_task_handle self;
+    counted c{1};
+};
+
+aio::task<> held_by_its_parameter(std::shared_ptr<self_holder>) { co_await aio::sleep(24h); }
+}  // namespace
+
+TEST_CASE("close() frees a pending task whose coroutine parameter holds the last handle to it") {
+    counted::reset();
+    aio::any_task_handle kept;
+    {
+        aio::event_loop loop;
+        auto program = [&]() -> aio::task<> {
+            auto alone = std::make_shared<self_holder>();
+            alone->self = aio::create_task(held_by_its_parameter(alone));
+            auto shared = std::make_shared<self_holder>();
+            shared->self = aio::create_task(held_by_its_parameter(shared));
+            kept = shared->self;  // this one outlives the loop
+            co_await aio::sleep(0s);
+        };
+        loop.run_until_complete(program());
+        REQUIRE(counted::alive() == 2);
+        loop.close();
+        REQUIRE(counted::alive() == 0);
+    }
+    REQUIRE(kept.done());
+    REQUIRE(kept.cancelled());
+    kept = {};  // frees the last one (LeakSanitizer checks the rest)
+}
+
 TEST_CASE("destroying an open loop closes it and destroys every pending frame and callback") {
     counted::reset();
     {
@@ -725,6 +760,22 @@ TEST_CASE("set_exception_handler replaces the handler and an empty one restores 
     REQUIRE(contains(text, "custom report"));
     REQUIRE(contains(text, "some task"));
     REQUIRE(contains(text, "my_error 3"));
+}
+
+TEST_CASE("an exception handler that replaces itself while it runs keeps its captures until it returns") {
+    aio::event_loop loop;
+    std::vector<std::string> handled;
+    const std::string tag(64, 'x');  // on the heap: reading a freed copy would show
+    loop.set_exception_handler([&handled, tag](aio::event_loop& l, const aio::exception_context& c) {
+        l.set_exception_handler({});  // one-shot: back to the default
+        handled.push_back(c.message + " " + tag);
+    });
+    loop.call_exception_handler({"first report", nullptr, {}});
+    aio_test::stderr_capture capture;
+    loop.call_exception_handler({"second report", nullptr, {}});
+    const std::string text = capture.text();
+    REQUIRE(handled == std::vector<std::string>{"first report " + tag});
+    REQUIRE(contains(text, "second report"));
 }
 
 TEST_CASE("a failed task nobody retrieved reaches the loop's handler once, with its name") {

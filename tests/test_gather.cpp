@@ -876,3 +876,189 @@ TEST_CASE("gather without a running loop throws aio::runtime_error") {
     }
     REQUIRE(counted::alive() == 0);
 }
+
+namespace {
+aio::task<> sleeper(trace& log, std::string name) {
+    try {
+        co_await aio::sleep(24h);
+    } catch (const aio::cancelled_error&) {
+        log(name + " cancelled");
+        throw;
+    }
+}
+
+template <class... C>
+aio::task<> group(trace& log, std::string name, C... children) {
+    try {
+        co_await aio::gather(std::move(children)...);
+    } catch (const aio::cancelled_error&) {
+        log(name + " cancelled");
+        throw;
+    }
+}
+}  // namespace
+
+// import asyncio
+// log = []
+// async def sleeper(name):
+//     try:
+//         await asyncio.sleep(3600)
+//     except asyncio.CancelledError:
+//         log.append(f"{name} cancelled")
+//         raise
+// async def group(name, *children):
+//     try:
+//         await asyncio.gather(*children)
+//     except asyncio.CancelledError:
+//         log.append(f"{name} cancelled")
+//         raise
+// async def main():
+//     t = asyncio.create_task(group("outer", group("left", sleeper("a"), sleeper("b")), sleeper("c"),
+//                                   group("right", sleeper("d"))))
+//     for _ in range(3):
+//         await asyncio.sleep(0)
+//     log.append(f"cancel {t.cancel()}")
+//     try:
+//         await t
+//     except asyncio.CancelledError:
+//         log.append("main saw cancelled")
+// asyncio.run(main())
+// print(log)
+TEST_CASE("cancelling a task that awaits nested gathers cancels the children depth first in argument order, as in asyncio") {
+    trace log;
+    auto program = [&]() -> aio::task<> {
+        auto t = aio::create_task(group(log, "outer", group(log, "left", sleeper(log, "a"), sleeper(log, "b")),
+                                        sleeper(log, "c"), group(log, "right", sleeper(log, "d"))));
+        for (int i = 0; i < 3; ++i) co_await aio::sleep(0s);
+        log(std::string("cancel ") + (t.cancel() ? "True" : "False"));
+        try {
+            co_await t;
+        } catch (const aio::cancelled_error&) {
+            log("main saw cancelled");
+        }
+    };
+    aio::run(program());
+    REQUIRE(log.events == lines{"cancel True", "a cancelled", "b cancelled", "c cancelled", "d cancelled",
+                                "left cancelled", "outer cancelled", "right cancelled", "main saw cancelled"});
+}
+
+namespace {
+aio::task<> gather_next(std::vector<aio::task_handle<>>& chain, std::size_t i) {
+    if (i + 1 == chain.size()) co_await aio::sleep(24h);
+    else co_await aio::gather(chain[i + 1]);
+}
+}  // namespace
+
+// asyncio itself overflows its recursion limit on such a chain of a thousand.
+TEST_CASE("cancelling the head of a hundred thousand tasks that each gather the next cancels them all without deep recursion") {
+    constexpr std::size_t n = 100'000;
+    std::vector<aio::task_handle<>> chain(n);
+    bool cancel_returned = false;
+    bool head_cancelled = false;
+    auto program = [&]() -> aio::task<> {
+        for (std::size_t i = n; i-- > 0;) chain[i] = aio::create_task(gather_next(chain, i));
+        co_await aio::sleep(0s);  // every task is now suspended on its gather
+        cancel_returned = chain[0].cancel();
+        try {
+            co_await chain[0];
+        } catch (const aio::cancelled_error&) {
+            head_cancelled = true;
+        }
+        for (std::size_t i = 0; i < n; i += 997) REQUIRE(chain[i].cancelled());
+        REQUIRE(chain[n - 1].cancelling() == 1);
+        chain.clear();
+    };
+    aio::run(program());
+    REQUIRE(cancel_returned);
+    REQUIRE(head_cancelled);
+}
+
+TEST_CASE("cancelling one of two tasks that gather each other returns, and run reports the deadlock") {
+    counted::reset();
+    aio::task_handle<> a;
+    aio::task_handle<> b;
+    auto gathers = [](aio::task_handle<>& other, counted) -> aio::task<> {
+        co_await aio::sleep(0s);
+        co_await aio::gather(other);
+    };
+    bool cancel_returned = false;
+    auto program = [&]() -> aio::task<> {
+        a = aio::create_task(gathers(b, counted(1)));
+        b = aio::create_task(gathers(a, counted(2)));
+        co_await aio::sleep(0s);
+        co_await aio::sleep(0s);  // a gathers b, b gathers a
+        cancel_returned = a.cancel();
+        co_await aio::sleep(0s);
+    };
+    // Nothing can ever wake either task: the shutdown finds the deadlock.
+    REQUIRE_THROWS_AS(aio::run(program()), aio::runtime_error);
+    REQUIRE(cancel_returned);
+    a = {};
+    b = {};
+    REQUIRE(counted::alive() == 0);
+}
+
+TEST_CASE("a gather of a finished task of a closed loop, dropped before its done step runs, leaves nothing queued") {
+    aio::task_handle<int> old;
+    {
+        aio::event_loop first;
+        auto make = [&]() -> aio::task<> {
+            old = aio::create_task(number(42));
+            co_await old;
+        };
+        first.run_until_complete(make());
+    }  // `old` has ended and outlives its loop
+    int value = 0;
+    auto program = [&]() -> aio::task<> {
+        {
+            auto g = aio::gather(old);  // its done step is queued on this loop at once
+        }
+        {
+            auto g = aio::gather(std::vector<aio::task_handle<int>>{old});
+        }
+        co_await aio::sleep(0s);  // the dropped gathers' done steps would run here
+        auto [v] = co_await aio::gather(old);
+        value = v;
+    };
+    aio::run(program());
+    REQUIRE(value == 42);
+}
+
+namespace {
+template <class G>
+aio::task<> await_gather(G& g, trace& log, std::string name) {
+    try {
+        auto [v] = co_await g;
+        log(name + " got " + std::to_string(v));
+    } catch (const aio::invalid_state_error&) {
+        log(name + " refused");
+    }
+}
+}  // namespace
+
+TEST_CASE("a gather that a task awaits cannot be awaited by a second task: aio::invalid_state_error") {
+    trace log;
+    auto program = [&]() -> aio::task<> {
+        auto g = aio::gather(number(1, 2));
+        auto other = aio::create_task(await_gather(g, log, "other"));
+        co_await aio::sleep(0s);                // other is suspended on g
+        co_await await_gather(g, log, "main");  // refused at once, without suspending
+        co_await other;
+        co_await await_gather(g, log, "main again");  // the result is gone
+    };
+    aio::run(program());
+    REQUIRE(log.events == lines{"main refused", "other got 1", "main again refused"});
+}
+
+TEST_CASE("a gather destroyed while another task awaits it leaves that task waiting, and run reports the deadlock") {
+    trace log;
+    aio::task_handle<> other;
+    auto program = [&]() -> aio::task<> {
+        auto g = aio::gather(number(1, 3));
+        other = aio::create_task(await_gather(g, log, "other"));
+        co_await aio::sleep(0s);  // other is suspended on g
+    };  // g goes with main's frame: nothing may wake `other` or follow its hook now
+    REQUIRE_THROWS_AS(aio::run(program()), aio::runtime_error);
+    REQUIRE(log.events.empty());
+    REQUIRE(other.cancelled());  // the loop closed with it pending
+}

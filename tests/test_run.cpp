@@ -631,3 +631,45 @@ TEST_CASE("a task whose exception was retrieved is not reported") {
     REQUIRE(caught);
     REQUIRE(reports.empty());
 }
+
+namespace {
+aio::task<> cancelled_at_shutdown(trace& log) {
+    try {
+        co_await aio::sleep(24h);
+    } catch (const aio::cancelled_error&) {
+        log("worker cancelled");
+        throw;
+    }
+}
+}  // namespace
+
+// import asyncio
+// log = []
+// async def worker():
+//     try:
+//         await asyncio.sleep(3600)
+//     except asyncio.CancelledError:
+//         log.append("worker cancelled")
+//         raise
+// async def main():
+//     h = asyncio.create_task(worker())
+//     h.add_done_callback(lambda t: log.append(f"done callback: cancelled={t.cancelled()}"))
+//     await asyncio.sleep(0)
+//     log.append("main returns")
+// asyncio.run(main())
+// log.append("end")
+// print(log)
+TEST_CASE("the done callback of a task cancelled at shutdown runs before the loop closes, as in asyncio") {
+    trace log;
+    auto program = [&]() -> aio::task<> {
+        auto h = aio::create_task(cancelled_at_shutdown(log));
+        h.add_done_callback([&log](const aio::task_handle<>& t) {
+            log(std::string("done callback: cancelled=") + (t.cancelled() ? "True" : "False"));
+        });
+        co_await aio::sleep(0s);
+        log("main returns");
+    };
+    aio::run(program());
+    log("end");
+    REQUIRE(log.events == lines{"main returns", "worker cancelled", "done callback: cancelled=True", "end"});
+}

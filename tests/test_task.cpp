@@ -439,3 +439,30 @@ TEST_CASE("closing a loop destroys a lazy child suspended inside a pending task"
     }
     REQUIRE(counted::alive() == 0);
 }
+
+namespace {
+struct throws_on_exit {
+    ~throws_on_exit() noexcept(false) { throw std::runtime_error("destructor"); }
+};
+
+aio::task<counted> returns_then_a_local_throws() {
+    throws_on_exit local;
+    co_return counted(3);
+}
+}  // namespace
+
+TEST_CASE("a local whose destructor throws after co_return destroys the returned value and the awaiter gets the exception") {
+    counted::reset();
+    std::string caught;
+    auto program = [&]() -> aio::task<> {
+        try {
+            counted c = co_await returns_then_a_local_throws();
+            caught = "value " + std::to_string(c.value);
+        } catch (const std::runtime_error& e) {
+            caught = e.what();
+        }
+    };
+    aio::run(program());
+    REQUIRE(caught == "destructor");
+    REQUIRE(counted::alive() == 0);
+}

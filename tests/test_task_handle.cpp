@@ -1376,3 +1376,89 @@ TEST_CASE("a task awaited by another task before it fails is not reported") {
     aio::run(program());
     REQUIRE(reports.empty());
 }
+
+namespace {
+aio::task<counted> cancels_itself_then_returns() {
+    REQUIRE(aio::current_task().cancel());
+    co_return counted(5);
+}
+}  // namespace
+
+// import asyncio
+// async def self_cancel():
+//     asyncio.current_task().cancel()
+//     return 5
+// async def main():
+//     h = asyncio.create_task(self_cancel())
+//     try: print("self_cancel ->", await h)
+//     except asyncio.CancelledError: print("self_cancel -> cancelled")
+//     print("cancelled() =", int(h.cancelled()))
+// asyncio.run(main())
+TEST_CASE("a task cancelled while running that returns without suspending ends cancelled, as in asyncio") {
+    counted::reset();
+    trace log;
+    auto program = [&]() -> aio::task<> {
+        auto h = aio::create_task(cancels_itself_then_returns());
+        try {
+            counted c = co_await h;
+            log("self_cancel -> " + std::to_string(c.value));
+        } catch (const aio::cancelled_error&) {
+            log("self_cancel -> cancelled");
+        }
+        log("cancelled() = " + yes_no(h.cancelled()));
+    };
+    aio::run(program());
+    REQUIRE(log.events == lines{"self_cancel -> cancelled", "cancelled() = True"});
+    REQUIRE(counted::alive() == 0);  // the value it returned was destroyed, once
+}
+
+// import asyncio
+// log = []
+// A = B = None
+// async def b():
+//     await asyncio.sleep(0)
+//     log.append(f"B cancels A: {A.cancel()}")
+//     return 5
+// async def a():
+//     v = await B
+//     log.append(f"A got {v}")
+//     return v
+// async def main():
+//     global A, B
+//     B = asyncio.create_task(b())
+//     A = asyncio.create_task(a())
+//     try:
+//         await A
+//     except asyncio.CancelledError:
+//         log.append("main saw A cancelled")
+//     log.append(f"A cancelled={A.cancelled()} B cancelled={B.cancelled()}")
+// asyncio.run(main())
+// print(log)
+TEST_CASE("a task that cancels the task awaiting it and then returns without suspending ends cancelled, and so does its awaiter, as in asyncio") {
+    trace log;
+    aio::task_handle<int> a;
+    aio::task_handle<int> b;
+    auto b_body = [&]() -> aio::task<int> {
+        co_await aio::sleep(0s);
+        log("B cancels A: " + yes_no(a.cancel()));  // reaches B itself, which A awaits
+        co_return 5;
+    };
+    auto a_body = [&]() -> aio::task<int> {
+        int v = co_await b;
+        log("A got " + std::to_string(v));
+        co_return v;
+    };
+    auto program = [&]() -> aio::task<> {
+        b = aio::create_task(b_body());
+        a = aio::create_task(a_body());
+        try {
+            co_await a;
+        } catch (const aio::cancelled_error&) {
+            log("main saw A cancelled");
+        }
+        log("A cancelled=" + yes_no(a.cancelled()) + " B cancelled=" + yes_no(b.cancelled()));
+    };
+    aio::run(program());
+    REQUIRE(log.events ==
+            lines{"B cancels A: True", "main saw A cancelled", "A cancelled=True B cancelled=True"});
+}

@@ -19,6 +19,10 @@
 // throws aio::cancelled_error. A cancelled child counts as a failure (its slot holds
 // aio::cancelled_error under return_exceptions).
 //
+// A gather is awaited once, by one task: a second co_await — while the first waits,
+// or after it — throws aio::invalid_state_error. Like any awaitable, it must outlive
+// the task suspended on it.
+//
 // Allocation: the lazy children's frames; the range overloads also allocate their slots.
 
 #include <vector>

@@ -17,16 +17,21 @@ namespace detail {
 // asyncio.run's shutdown: cancel every task still pending, in creation order, run the
 // loop until they have all ended, then report the errors they ended with.
 inline void cancel_all_tasks(loop_core& loop) {
-    if (loop.pending.size == 0) return;
     std::vector<any_task_handle> tasks;
-    tasks.reserve(loop.pending.size);
-    for (task_state* t = loop.pending.head; t; t = t->next_) tasks.push_back(handle_access::adopt(t));
-    for (any_task_handle& h : tasks) h.cancel();
-    std::size_t next = 0;
-    loop.run_until([&] {
-        while (next < tasks.size() && tasks[next].done()) ++next;
-        return next == tasks.size();
-    });
+    if (loop.pending.size != 0) {
+        tasks.reserve(loop.pending.size);
+        for (task_state* t = loop.pending.head; t; t = t->next_) tasks.push_back(handle_access::adopt(t));
+        for (any_task_handle& h : tasks) h.cancel();
+        std::size_t next = 0;
+        loop.run_until([&] {
+            while (next < tasks.size() && tasks[next].done()) ++next;
+            return next == tasks.size();
+        });
+    }
+    // What is queued now still runs: the done callbacks of the last tasks to end, say.
+    // asyncio's shutdown keeps the loop turning a few iterations more (its gather of the
+    // cancelled tasks, then shutdown_asyncgens); aio runs one, exactly what is queued.
+    if (!loop.ready.empty()) loop.run_until([] { return true; });
     for (any_task_handle& h : tasks) {
         task_state& t = *handle_access::state(h);
         if (t.status() == task_status::error) {

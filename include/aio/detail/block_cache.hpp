@@ -77,12 +77,28 @@ inline block_cache* thread_block_cache() noexcept {
     return o.cache;
 }
 
+// Under AddressSanitizer the cache is bypassed: ASan must see every block freed, or a
+// use of a freed frame would go unnoticed while its block sits in the cache.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool bypass_block_cache = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool bypass_block_cache = true;
+#else
+inline constexpr bool bypass_block_cache = false;
+#endif
+#else
+inline constexpr bool bypass_block_cache = false;
+#endif
+
 inline void* allocate_block(std::size_t n) {
+    if constexpr (bypass_block_cache) return ::operator new(n);
     block_cache* cache = thread_block_cache();
     return cache ? cache->allocate(n) : ::operator new(n);
 }
 
 inline void deallocate_block(void* p, std::size_t n) noexcept {
+    if constexpr (bypass_block_cache) return ::operator delete(p);
     block_cache* cache = thread_block_cache();
     if (cache) cache->deallocate(p, n);
     else ::operator delete(p);

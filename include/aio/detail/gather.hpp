@@ -41,10 +41,15 @@ struct gather_slot : ready_item {
     gather_state* owner = nullptr;
 };
 
-struct gather_state : cancel_hook {
+struct gather_state : cancel_hook, cancel_group {
     gather_state(loop_core& l, gather_slot* s, std::size_t n, bool keep_exceptions) noexcept
         : loop(&l), slots(s), count(n), remaining(n), return_exceptions(keep_exceptions), done(n == 0) {
         cancel = on_cancel;
+        awaited_group = this;
+        child = [](const cancel_group& g, std::size_t i) noexcept {
+            return static_cast<const gather_state&>(g).slots[i].child;
+        };
+        children = n;
     }
 
     // Takes over one reference to `child`.
@@ -72,11 +77,20 @@ struct gather_state : cancel_hook {
                 child->retrieved_ = true;
             } else if (slot.queued_at != not_queued) {  // ended, its done step not run yet
                 child->retrieved_ = true;
-                if (loop_core* l = child->loop()) l->withdraw(&slot);
+                loop->withdraw(&slot);  // queued on the gather's loop, whichever loop the child ran on
             }
             slot.child = nullptr;
             child->release();
         }
+    }
+
+    // One task awaits a gather, once: a second awaiter (while the first waits, or
+    // after it has had the result) gets aio::invalid_state_error.
+    bool ready() const {
+        if (awaiting || consumed) [[unlikely]]
+            misuse(consumed ? "an aio::gather can be awaited only once"
+                            : "an aio::gather can be awaited only once: another task is awaiting it");
+        return done;
     }
 
     void suspend(std::coroutine_handle<> h) {
@@ -84,14 +98,23 @@ struct gather_state : cancel_hook {
         awaiting = &t;
         t.run_.resume = h;
         t.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
-        if (t.must_cancel_ && on_cancel(this)) t.must_cancel_ = false;
+        if (t.must_cancel_ && cancel_walk().from_hook(this)) t.must_cancel_ = false;
     }
 
     void check_result() {
-        if (consumed) throw invalid_state_error("an aio::gather can be awaited only once");
         consumed = true;
         throw_if_cancel_pending(awaiting);
         if (error) std::rethrow_exception(error);
+    }
+
+    // The gather is going away. A task other than its owner may still be suspended on
+    // it (the owner cannot be, unless its loop is closing): it can never be resumed
+    // now, since resuming would read the dead gather, but it must not keep a dangling
+    // hook that cancel() would follow. It stays suspended until its loop closes.
+    void forget_awaiter() noexcept {
+        if (awaiting && !consumed && !loop->closed &&
+            awaiting->run_.awaiting == reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this)))
+            awaiting->run_.awaiting = 0;
     }
 
     loop_core* loop;
@@ -132,15 +155,21 @@ private:
         }
     }
 
-    // Cancelling the awaiting task cancels every child (rule 8).
+    [[noreturn, gnu::cold, gnu::noinline]] static void misuse(const char* what) { throw invalid_state_error(what); }
+
+    // Cancelling the awaiting task cancels every child (rule 8). This only says whether
+    // the cancellation reaches the gather — it does while a child has not ended, as in
+    // asyncio's _GatheringFuture.cancel() — and remembers it; cancel_walk goes on to
+    // cancel each child.
     static bool on_cancel(cancel_hook* hook) noexcept {
         auto& g = *static_cast<gather_state*>(hook);
         if (g.done) return false;
-        bool any = false;
         for (std::size_t i = 0; i < g.count; ++i)
-            if (g.slots[i].child && g.slots[i].child->cancel()) any = true;
-        if (any) g.cancel_requested = true;
-        return any;
+            if (g.slots[i].child && !g.slots[i].child->done()) {
+                g.cancel_requested = true;
+                return true;
+            }
+        return false;
     }
 };
 
@@ -216,9 +245,12 @@ public:
     }
     gather_awaitable(const gather_awaitable&) = delete;
     gather_awaitable& operator=(const gather_awaitable&) = delete;
-    ~gather_awaitable() { state_.detach_all(); }
+    ~gather_awaitable() {
+        state_.forget_awaiter();
+        state_.detach_all();
+    }
 
-    bool await_ready() const noexcept { return state_.done; }
+    bool await_ready() const { return state_.ready(); }
     void await_suspend(std::coroutine_handle<> h) { state_.suspend(h); }
     auto await_resume() {
         state_.check_result();
@@ -252,9 +284,12 @@ public:
     }
     gather_range_awaitable(const gather_range_awaitable&) = delete;
     gather_range_awaitable& operator=(const gather_range_awaitable&) = delete;
-    ~gather_range_awaitable() { state_.detach_all(); }
+    ~gather_range_awaitable() {
+        state_.forget_awaiter();
+        state_.detach_all();
+    }
 
-    bool await_ready() const noexcept { return state_.done; }
+    bool await_ready() const { return state_.ready(); }
     void await_suspend(std::coroutine_handle<> h) { state_.suspend(h); }
     auto await_resume() {
         state_.check_result();

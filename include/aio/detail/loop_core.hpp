@@ -291,7 +291,10 @@ public:
             return;
         }
         try {
-            handler(owner_, context);
+            // Call a copy: a handler may replace itself (a one-shot handler), which
+            // destroys the function that is running, captures and all.
+            const exception_handler call = handler;
+            call(owner_, context);
         } catch (...) {
             print_exception_context({"Unhandled error in exception handler", std::current_exception(), {}});
             print_exception_context(context);
@@ -415,6 +418,10 @@ inline void destroy_finished(task_state& t) noexcept {
 }
 
 inline void task_state::release() noexcept {
+    if (this == zombie_being_destroyed) [[unlikely]] {  // a handle among its frame's parameters
+        --handover().refs;
+        return;
+    }
     if (--refs_ != 0 || !finished_) return;
     if (!zombie_) return destroy_finished(*this);
     if (frame_size_ == 0) return;  // its frame is being destroyed right now
@@ -424,33 +431,84 @@ inline void task_state::release() noexcept {
     deallocate_block(frame, size);
 }
 
+// cancel() without recursion. A task awaiting a task passes the cancellation down
+// (rule 8), and a task awaiting a gather passes it to every child, depth first and in
+// order, as asyncio's recursive cancel() does. The walk follows a chain of awaited
+// tasks in a loop (Floyd's two pointers stop a cycle of tasks that await each other),
+// and keeps the groups it is inside on a stack linked through the groups themselves:
+// it allocates nothing however deep the nesting. Where it comes back into a group it
+// is inside, the tasks await each other in a cycle (a deadlock): they all stay marked.
+class cancel_walk {
+public:
+    // Cancels `t`, which has not ended, and what it awaits.
+    void from_task(task_state* t) noexcept {
+        chain(t);
+        drain();
+    }
+    // Cancels what `hook` stands for; true when the cancellation was delivered.
+    bool from_hook(cancel_hook* hook) noexcept {
+        if (!enter(hook)) return false;
+        drain();
+        return true;
+    }
+
+private:
+    // From `t` down the chain of tasks awaiting tasks, to what the last one awaits.
+    void chain(task_state* t) noexcept {
+        task_state* slow = t;
+        for (bool advance_slow = false;; advance_slow = !advance_slow) {
+            if (t->cancels_ < (1u << 13) - 1) ++t->cancels_;
+            const std::uintptr_t a = t->run_.awaiting;
+            if (a == 0) break;
+            if (a & awaiting_sleep) {
+                if (t->loop_->cancel_sleep(*t)) return;
+                break;
+            }
+            auto* hook = reinterpret_cast<cancel_hook*>(a);
+            task_state* next = hook->awaited_task;
+            if (!next) {
+                if (enter(hook)) return;
+                break;
+            }
+            if (next->done()) break;  // it has ended: its wake-up is already queued
+            if (advance_slow) slow = reinterpret_cast<cancel_hook*>(slow->run_.awaiting)->awaited_task;
+            t = next;
+            if (t == slow) break;  // a cycle
+        }
+        t->must_cancel_ = true;  // delivered at its next resumption
+    }
+
+    // Cancels a hook; a group that takes the cancellation is pushed, its children to
+    // be visited by drain().
+    bool enter(cancel_hook* hook) noexcept {
+        cancel_group* g = hook->awaited_group;
+        if (!g) return hook->cancel(hook);
+        if (g->walking || !hook->cancel(hook)) return false;
+        g->walking = true;
+        g->walk_next = 0;
+        g->walk_parent = top_;
+        top_ = g;
+        return true;
+    }
+
+    void drain() noexcept {
+        while (cancel_group* g = top_) {
+            if (g->walk_next == g->children) {
+                g->walking = false;
+                top_ = g->walk_parent;
+                continue;
+            }
+            task_state* child = g->child(*g, g->walk_next++);
+            if (child && !child->done()) chain(child);
+        }
+    }
+
+    cancel_group* top_ = nullptr;
+};
+
 inline bool task_state::cancel() noexcept {
     if (done()) return false;
-    // A task awaiting a task passes the cancellation down (rule 8); walk that chain to
-    // the task at its end and cancel what that one awaits. Floyd's two pointers stop a
-    // cycle of tasks that await each other (a deadlock): they all stay marked.
-    task_state* t = this;
-    task_state* slow = this;
-    for (bool advance_slow = false;; advance_slow = !advance_slow) {
-        if (t->cancels_ < (1u << 13) - 1) ++t->cancels_;
-        const std::uintptr_t a = t->run_.awaiting;
-        if (a == 0) break;
-        if (a & awaiting_sleep) {
-            if (t->loop_->cancel_sleep(*t)) return true;
-            break;
-        }
-        auto* hook = reinterpret_cast<cancel_hook*>(a);
-        task_state* next = hook->awaited_task;
-        if (!next) {
-            if (hook->cancel(hook)) return true;
-            break;
-        }
-        if (next->done()) break;  // it has ended: its wake-up is already queued
-        if (advance_slow) slow = reinterpret_cast<cancel_hook*>(slow->run_.awaiting)->awaited_task;
-        t = next;
-        if (t == slow) break;  // a cycle
-    }
-    t->must_cancel_ = true;
+    cancel_walk().from_task(this);
     return true;
 }
 

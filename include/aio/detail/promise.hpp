@@ -25,13 +25,19 @@ namespace aio::detail {
 //   synchronous completions, even where the compiler emits no tail calls);
 // - a lazy task that had suspended transfers symmetrically to its awaiter;
 // - a spawned task wakes its waiters through the loop and returns to the loop, which
-//   destroys the frame once no handle refers to it.
+//   destroys the frame once no handle refers to it. One that was cancelled during
+//   its last step, and returned without suspending again, ends cancelled rather than
+//   with its value (asyncio's Task.__step: StopIteration while _must_cancel).
 struct final_awaiter {
     bool await_ready() const noexcept { return false; }
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        task_state& t = h.promise();
+        Promise& t = h.promise();
         if (t.spawned_) {
+            if (t.must_cancel_) [[unlikely]] {
+                t.must_cancel_ = false;
+                t.cancel_value();
+            }
             if (t.loop_) t.loop_->finish(t);
             return std::noop_coroutine();
         }
@@ -67,6 +73,12 @@ public:
         }
         set_error(std::move(e), kind);
     }
+
+protected:
+    // Replaces the task's value by cancelled_error (its storage is the caller's to end).
+    void end_cancelled() noexcept {
+        set_error(std::make_exception_ptr(cancelled_error()), task_status::cancelled);
+    }
 };
 
 template <class T>
@@ -88,6 +100,19 @@ public:
 
     T& value() noexcept { return value_; }
 
+    // A local's destructor threw after co_return: the value it returned is dropped.
+    void unhandled_exception() noexcept {
+        if (this->status() == task_status::value) value_.~T();
+        promise_base<T>::unhandled_exception();
+    }
+
+    // See final_awaiter: a value becomes cancelled_error; an error stays.
+    void cancel_value() noexcept {
+        if (this->status() != task_status::value) return;
+        value_.~T();
+        this->end_cancelled();
+    }
+
 private:
     union {
         T value_;
@@ -99,6 +124,10 @@ class promise<void> final : public promise_base<void> {
 public:
     task<void> get_return_object();
     void return_void() noexcept { set_value(); }
+
+    void cancel_value() noexcept {
+        if (status() == task_status::value) end_cancelled();
+    }
 };
 
 }  // namespace aio::detail

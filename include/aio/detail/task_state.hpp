@@ -7,6 +7,7 @@
 // storage with the result, which exists only once it is done.
 
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <new>
@@ -61,18 +62,41 @@ inline void unlink_waiter(waiter*& head, waiter* w) noexcept {
     w->prev = w->next = nullptr;
 }
 
+// A group of tasks awaited together (gather). cancel() visits the children itself,
+// one after the other and depth first, as asyncio's recursive cancel() does, but it
+// keeps its place in each group here rather than on the stack: groups may nest a
+// hundred thousand deep, or await each other in a cycle.
+struct task_state;
+struct cancel_group {
+    task_state* (*child)(const cancel_group&, std::size_t) noexcept = nullptr;  // the i-th; may be null
+    std::size_t children = 0;
+    // The walk's bookkeeping, meaningful only while `walking`.
+    cancel_group* walk_parent = nullptr;  // the group the walk returns to after this one
+    std::size_t walk_next = 0;            // the next child to visit
+    bool walking = false;                 // on the walk's path: reaching it again is a cycle
+};
+
 // What a suspended task is waiting on, so that cancel() can reach it. `cancel`
 // returns true when the cancellation was delivered: the waiter will be woken.
-struct task_state;
 struct cancel_hook {
     bool (*cancel)(cancel_hook*) noexcept = nullptr;
     // Set when what is awaited is another task: cancel() follows such chains itself,
     // without recursion (a chain may be long, or a cycle of deadlocked tasks).
     task_state* awaited_task = nullptr;
+    // Set when what is awaited is a group: `cancel` then only says whether the
+    // cancellation reaches the group (and marks it cancelled); cancel() itself goes on
+    // to cancel each child.
+    cancel_group* awaited_group = nullptr;
 };
 enum : std::uintptr_t { awaiting_hook = 0, awaiting_sleep = 1 };
 
 enum class task_status : std::uint8_t { pending, value, error, cancelled };
+
+// The zombie (see task_state::zombie_handover) whose frame this thread is destroying,
+// from its promise's destruction to the frame's deallocation. The frame's parameters
+// are destroyed in between: a handle among them must count down the handover, not
+// touch the task_state that is already gone.
+inline thread_local task_state* zombie_being_destroyed = nullptr;
 
 struct task_state {
     task_state() noexcept : run_{} {}
@@ -86,6 +110,7 @@ struct task_state {
             z.frame_offset = frame_offset_;
             z.error = std::move(error_);
             error_.~exception_ptr();
+            zombie_being_destroyed = this;
             return;
         }
         if (has_error()) error_.~exception_ptr();
@@ -107,10 +132,18 @@ struct task_state {
         thread_local zombie_handover z;
         return z;
     }
-    // Called by the frame's operator delete: keeps the memory if it is a zombie's.
+    // Called by the frame's operator delete: keeps the memory if it is a zombie's that
+    // a handle still refers to.
     static bool keep_as_zombie(void* frame, std::size_t size) noexcept {
+        if (!zombie_being_destroyed) return false;
         zombie_handover& z = handover();
         if (z.frame != frame) return false;
+        zombie_being_destroyed = nullptr;
+        if (z.refs == 0) {  // the last handles were among the frame's parameters
+            if (z.named) delete reinterpret_cast<std::string*>(z.name);
+            z = {};
+            return false;
+        }
         auto* t = ::new (static_cast<char*>(frame) + z.frame_offset) task_state;
         t->set_error(std::move(z.error), task_status::cancelled);
         t->refs_ = z.refs;

@@ -4,14 +4,15 @@
 // Timers leave in deadline order, and a new timer's deadline (now + delay) is never
 // earlier than the last deadline that left (which was due, so at most now). A radix
 // queue exploits that monotony: it keeps `last_`, the last deadline taken out, and
-// files every timer in a bucket named by the highest hexadecimal digit in which its
-// deadline differs from last_ (the level) and by its own digit there. Every deadline
+// files every timer in a bucket named by the highest byte in which its deadline
+// differs from last_ (the level) and by its own value of that byte (the digit). Every deadline
 // in a lower bucket is smaller than every deadline in a higher one, so the earliest
 // timer is in the lowest non-empty bucket. Taking it out moves last_ up to that
 // bucket's smallest deadline and files the bucket's timers again, each into a lower
 // level; at level 0 a bucket holds a single deadline. A timer therefore moves at most
-// once per level (about four times at 100,000 timers), always as a sequential sweep
-// over a bucket, where a heap would chase a chain of cache misses down its levels.
+// once per level (three times at most for 100,000 timers within 100 µs of each other),
+// always in a sequential sweep over a bucket, where a heap would chase a chain of
+// cache misses down its levels.
 //
 // Equal deadlines always share a bucket, and every move keeps a bucket's order, so
 // ties leave in arming order without a sequence number.
@@ -28,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <stdexcept>
 
@@ -50,14 +52,14 @@ public:
         std::uintptr_t tagged;  // 0: a hole left by a removed timer
     };
 
-    static constexpr std::uint32_t late_slot = 256;  // slots 0..255 are buckets
+    static constexpr std::uint32_t late_slot = 2048;  // slots 0..2047 are buckets
     static constexpr std::uint32_t first_free_state = late_slot + 1;
 
     basic_timer_queue() = default;
     basic_timer_queue(const basic_timer_queue&) = delete;
     basic_timer_queue& operator=(const basic_timer_queue&) = delete;
     ~basic_timer_queue() {
-        for (bucket& b : buckets_) ::operator delete(b.entries);
+        for (std::uint32_t i = 0; i < buckets; ++i) ::operator delete(buckets_[i].entries);
         ::operator delete(late_);
     }
 
@@ -133,12 +135,12 @@ public:
     }
 
 private:
-    static constexpr unsigned digit_bits = 4;
+    static constexpr unsigned digit_bits = 8;
     static constexpr std::uint32_t digits = 1u << digit_bits;
     static constexpr std::uint32_t levels = 64 / digit_bits;
     static constexpr std::uint32_t buckets = levels * digits;  // bucket = level * digits + digit
     static constexpr std::uint32_t compact_after = 32;         // holes a bucket may keep
-    static_assert(buckets == late_slot);
+    static_assert(buckets == late_slot && buckets / 64 <= 32);
 
     struct bucket {
         entry* entries = nullptr;
@@ -169,10 +171,16 @@ private:
     }
 
     // Buckets are numbered level by level, digit by digit, so the lowest non-empty
-    // bucket is the lowest set bit of the occupancy mask.
+    // bucket is the lowest set bit of the occupancy mask (found through its summary:
+    // one bit per non-zero word). Not empty().
     std::uint32_t lowest_bucket() const noexcept {
-        for (std::uint32_t w = 0;; ++w)
-            if (occupied_[w]) return w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(occupied_[w]));
+        const auto w = static_cast<std::uint32_t>(__builtin_ctz(summary_));
+        return w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(occupied_[w]));
+    }
+
+    void mark_occupied(std::uint32_t slot) noexcept {
+        occupied_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+        summary_ |= std::uint32_t{1} << (slot / 64);
     }
 
     void file(bucket& b, std::uint32_t slot, entry e) {
@@ -182,7 +190,7 @@ private:
         b.entries[b.size++] = e;
         ++b.live;
         if (e.deadline < b.min) b.min = e.deadline;
-        occupied_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+        mark_occupied(slot);
     }
 
     // Moves the lowest bucket's timers down: last_ becomes its smallest deadline,
@@ -216,6 +224,7 @@ private:
         b.size = b.head = b.live = 0;
         b.min = INT64_MAX;
         occupied_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+        if (occupied_[slot / 64] == 0) summary_ &= ~(std::uint32_t{1} << (slot / 64));
     }
 
     void compact(bucket& b) noexcept {
@@ -305,8 +314,9 @@ private:
         late_place(i, e);
     }
 
-    bucket buckets_[buckets];
+    std::unique_ptr<bucket[]> buckets_ = std::make_unique<bucket[]>(buckets);  // 64 KiB
     std::uint64_t occupied_[buckets / 64] = {};
+    std::uint32_t summary_ = 0;
     std::uint64_t last_ = 0;  // key of the last deadline taken out (0: none yet)
     std::size_t size_ = 0;    // live timers, late ones included
     late_entry* late_ = nullptr;

@@ -101,6 +101,8 @@ SCENARIOS = [
              "BM_aio_sleep0/100000", "BM_asio_sleep0/100000", per_item_ns("per_roundtrip")),
     Scenario("timers_100k", "ns/timer", "bench_timers",
              "BM_aio_timers/100000", "BM_asio_timers/100000", per_item_ns("per_timer")),
+    Scenario("sleeping_tasks_100k", "ns/timer", "bench_timers",
+             "BM_aio_sleeping_tasks/100000", "BM_asio_sleeping_tasks/100000", per_item_ns("per_timer")),
     Scenario("memory_1m_sleeping", "bytes/task", "bench_memory",
              "BM_aio_memory/1000000", "BM_asio_memory/1000000", counter("bytes_per_task"),
              quick_aio="BM_aio_memory/20000", quick_asio="BM_asio_memory/20000", repeat=ONCE),

@@ -1462,3 +1462,18 @@ TEST_CASE("a task that cancels the task awaiting it and then returns without sus
     REQUIRE(log.events ==
             lines{"B cancels A: True", "main saw A cancelled", "A cancelled=True B cancelled=True"});
 }
+
+TEST_CASE("uncancel() takes back one cancel() request, and with none left the task is not cancelled") {
+    auto body = []() -> aio::task<> {
+        aio::any_task_handle me = aio::current_task();
+        REQUIRE(me.cancel());
+        REQUIRE(me.cancel());
+        REQUIRE(me.cancelling() == 2);
+        REQUIRE(me.uncancel() == 1);
+        REQUIRE(me.uncancel() == 0);
+        REQUIRE(me.uncancel() == 0);  // never below zero
+        co_await aio::sleep(1ms);     // not cancelled: both requests were taken back
+        REQUIRE(me.cancelling() == 0);
+    };
+    aio::run(body());
+}

@@ -12,3 +12,5 @@
 #include "sleep.hpp"
 #include "task.hpp"
 #include "task_handle.hpp"
+#include "timeout.hpp"
+#include "wait_for.hpp"

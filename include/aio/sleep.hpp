@@ -21,6 +21,9 @@ namespace aio {
 class [[nodiscard]] sleep_awaitable {
 public:
     explicit sleep_awaitable(std::int64_t delay_ns) noexcept : node_(delay_ns) {}
+    // Movable until it is awaited (into wait_for or a timeout scope, say); once it
+    // waits, its timer lives in it and it stays where it is.
+    sleep_awaitable(sleep_awaitable&& other) noexcept : node_(other.node_.delay) {}
     sleep_awaitable(const sleep_awaitable&) = delete;
     sleep_awaitable& operator=(const sleep_awaitable&) = delete;
     // A frame is destroyed while it sleeps only when its loop closes, and the loop

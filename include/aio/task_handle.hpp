@@ -56,6 +56,12 @@ public:
     // How many cancel() requests are pending on the task (asyncio's cancelling()).
     int cancelling() const { return state().cancels_; }
 
+    // Takes back one cancel() request and returns how many remain (asyncio's
+    // uncancel()). When none remain, a cancellation not yet delivered is dropped. For
+    // code that cancels a task itself and handles it, such as a time limit that
+    // turns its own cancellation into aio::timeout_error.
+    int uncancel() { return state().uncancel(); }
+
     std::string name() const { return state().name(); }
     void set_name(std::string name) { state().set_name(std::move(name)); }
 

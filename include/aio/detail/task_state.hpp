@@ -204,6 +204,10 @@ struct task_state {
     // Defined by loop_core: these reach the loop.
     void release() noexcept;
     bool cancel() noexcept;
+    int uncancel() noexcept {
+        if (cancels_ > 0 && --cancels_ == 0) must_cancel_ = false;
+        return cancels_;
+    }
 
     // --- pending: where to resume and what the task is suspended on | done: the error
     struct run_state {

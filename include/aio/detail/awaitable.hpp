@@ -1,0 +1,41 @@
+#pragma once
+// What `co_await a` produces, for templates that take any awaitable (wait_for,
+// timeout scopes): the awaiter found the way the language finds it, and the type of
+// its await_resume().
+
+#include <type_traits>
+#include <utility>
+
+namespace aio::detail {
+
+// Only for unevaluated contexts (decltype).
+template <class A>
+decltype(auto) awaiter_of(A&& a) {
+    if constexpr (requires { std::forward<A>(a).operator co_await(); })
+        return std::forward<A>(a).operator co_await();
+    else if constexpr (requires { operator co_await(std::forward<A>(a)); })
+        return operator co_await(std::forward<A>(a));
+    else
+        return static_cast<A&&>(a);
+}
+
+template <class A>
+concept awaitable = requires(std::remove_reference_t<decltype(awaiter_of(std::declval<A>()))>& w) {
+    { w.await_ready() };
+    w.await_resume();
+};
+
+// The result of `co_await std::move(a)`, as a value type.
+template <class A>
+using await_result_t =
+    std::remove_cvref_t<decltype(std::declval<std::remove_reference_t<decltype(awaiter_of(std::declval<A>()))>&>().await_resume())>;
+
+// How a coroutine that awaits `a` later (wait_for, a timeout scope) keeps it: by value
+// when it can be moved (a lazy task, a task handle, a sleep), so that the coroutine
+// may be awaited after the statement that made it; by reference otherwise (a gather,
+// whose children already point at it), valid while the argument lives — for a
+// temporary, the full expression, so such a coroutine must be awaited at once.
+template <class A>
+using stored_awaitable_t = std::conditional_t<std::is_move_constructible_v<std::remove_cvref_t<A>>, std::remove_cvref_t<A>, A&&>;
+
+}  // namespace aio::detail

@@ -13,7 +13,10 @@
 #include <aio/task.hpp>
 #include <aio/task_handle.hpp>
 
+#include <signal.h>
+
 #include <chrono>
+#include <csignal>
 #include <exception>
 #include <memory>
 #include <stdexcept>
@@ -672,4 +675,106 @@ TEST_CASE("the done callback of a task cancelled at shutdown runs before the loo
     aio::run(program());
     log("end");
     REQUIRE(log.events == lines{"main returns", "worker cancelled", "done callback: cancelled=True", "end"});
+}
+
+namespace {
+
+// SIGINT with its default action for the duration of a test (the test framework has
+// its own handler, which aio::run would rightly leave alone), restored afterwards.
+struct default_sigint {
+    struct sigaction saved {};
+    default_sigint() {
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        ::sigaction(SIGINT, &dfl, &saved);
+    }
+    ~default_sigint() { ::sigaction(SIGINT, &saved, nullptr); }
+};
+
+bool sigint_is_default() {
+    struct sigaction current {};
+    ::sigaction(SIGINT, nullptr, &current);
+    return current.sa_handler == SIG_DFL;
+}
+
+aio::task<> worker_with_cleanup(trace& log) {
+    try {
+        co_await aio::sleep(1h);
+    } catch (const aio::cancelled_error&) {
+        log("worker cleanup");
+        throw;
+    }
+}
+
+}  // namespace
+
+// async def main():
+//     asyncio.create_task(worker()); await asyncio.sleep(0)
+//     asyncio.get_running_loop().call_later(0.001, signal.raise_signal, signal.SIGINT)
+//     try: await asyncio.sleep(3600)
+//     except asyncio.CancelledError: print("main cleanup"); raise
+// try: asyncio.run(main())
+// except KeyboardInterrupt: print("KeyboardInterrupt")
+// -> main cleanup / worker cleanup / KeyboardInterrupt
+TEST_CASE("Ctrl-C during aio::run cancels the main task, unwinds every task, then throws keyboard_interrupt") {
+    default_sigint scope;
+    trace log;
+    auto main_task = [](trace& log) -> aio::task<> {
+        auto w = aio::create_task(worker_with_cleanup(log));
+        co_await aio::sleep(0s);
+        (void)aio::get_running_loop().call_later(1ms, [] { ::raise(SIGINT); });
+        try {
+            co_await aio::sleep(1h);
+        } catch (const aio::cancelled_error&) {
+            log("main cleanup");
+            throw;
+        }
+    };
+    try {
+        aio::run(main_task(log));
+        log("run returned");
+    } catch (const aio::keyboard_interrupt&) {
+        log("keyboard_interrupt");
+    }
+    REQUIRE(log.events == lines{"main cleanup", "worker cleanup", "keyboard_interrupt"});
+    REQUIRE(sigint_is_default());  // run put the default action back
+}
+
+TEST_CASE("Ctrl-C reaches a main task that never suspends on a timer, and one that catches it may return a value") {
+    default_sigint scope;
+    auto main_task = []() -> aio::task<int> {
+        ::raise(SIGINT);  // while running: delivered at the next iteration
+        try {
+            for (;;) co_await aio::sleep(0s);  // busy, never idle
+        } catch (const aio::cancelled_error&) {
+        }
+        co_return 7;
+    };
+    REQUIRE(aio::run(main_task()) == 7);
+}
+
+namespace {
+volatile std::sig_atomic_t own_handler_ran = 0;
+extern "C" void own_sigint_handler(int) { own_handler_ran = 1; }
+}  // namespace
+
+TEST_CASE("aio::run leaves a SIGINT handler the program installed in charge") {
+    struct sigaction ours {};
+    ours.sa_handler = own_sigint_handler;
+    sigemptyset(&ours.sa_mask);
+    struct sigaction saved {};
+    ::sigaction(SIGINT, &ours, &saved);
+    own_handler_ran = 0;
+    auto main_task = []() -> aio::task<int> {
+        ::raise(SIGINT);
+        co_await aio::sleep(1ms);  // not cancelled
+        co_return 1;
+    };
+    const int v = aio::run(main_task());
+    struct sigaction after {};
+    ::sigaction(SIGINT, &saved, &after);
+    REQUIRE(v == 1);
+    REQUIRE(own_handler_ran == 1);
+    REQUIRE(after.sa_handler == own_sigint_handler);
 }

@@ -1,6 +1,7 @@
 #pragma once
 // The four error types of asyncio, as C++ exceptions.
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -34,6 +35,15 @@ public:
 class runtime_error : public std::runtime_error {
 public:
     explicit runtime_error(const std::string& message) : std::runtime_error(message) {}
+};
+
+// aio::run was interrupted by Ctrl-C (SIGINT) and its main task ended cancelled
+// (asyncio's KeyboardInterrupt). Like Python's, it is not one of the ordinary errors:
+// it derives from std::exception only, so `catch (const std::runtime_error&)` lets it
+// through to the caller of aio::run.
+class keyboard_interrupt : public std::exception {
+public:
+    const char* what() const noexcept override { return "interrupted (SIGINT)"; }
 };
 
 }  // namespace aio

@@ -176,6 +176,17 @@ private:
 };
 }  // namespace detail
 
+namespace detail {
+// Runs `loop` until the spawned task `t` has ended (and the iteration it ended in).
+inline void run_until_done(loop_core& loop, task_state& t) {
+    {
+        stop_when_done stopper(loop, t);
+        loop.run_forever();
+    }
+    if (!t.done()) throw aio::runtime_error("Event loop stopped before the task completed");
+}
+}  // namespace detail
+
 template <class T>
 T event_loop::run_until_complete(task<T> main) {
     core_.check_open();
@@ -183,11 +194,7 @@ T event_loop::run_until_complete(task<T> main) {
     if (detail::running_loop) throw aio::runtime_error("Cannot run the event loop while another loop is running");
     task_handle<T> h = create_task(std::move(main));
     detail::task_state& t = *detail::handle_access::state(h);
-    {
-        detail::stop_when_done stopper(core_, t);
-        core_.run_forever();
-    }
-    if (!t.done()) throw aio::runtime_error("Event loop stopped before the task completed");
+    detail::run_until_done(core_, t);
     return detail::task_result<T>(t, t.refs_ == 1);
 }
 

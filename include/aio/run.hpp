@@ -1,10 +1,12 @@
 #pragma once
 // aio::run(main()): asyncio.run — the entry point of an aio program.
 
+#include <exception>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "detail/interrupt.hpp"
 #include "detail/loop_core.hpp"
 #include "errors.hpp"
 #include "event_loop.hpp"
@@ -46,29 +48,54 @@ inline void cancel_all_tasks(loop_core& loop) {
 // When main ends, the tasks still pending are cancelled and run until they have
 // finished (their errors go to the exception handler), then the loop is closed.
 // Throws aio::runtime_error when called while a loop runs on this thread.
+//
+// Ctrl-C: on the main thread, while SIGINT has its default action, the first SIGINT
+// cancels the main task; once everything has unwound, run() throws
+// aio::keyboard_interrupt (or returns main's value, if main caught the cancellation
+// and returned one). A second SIGINT before then ends the process at once.
 template <class T>
 T run(task<T> main) {
     if (detail::running_loop) throw aio::runtime_error("aio::run() cannot be called from a running event loop");
     event_loop loop;
     detail::loop_core& core = detail::loop_access::core(loop);
-    try {
-        if constexpr (std::is_void_v<T>) {
-            loop.run_until_complete(std::move(main));
-            detail::cancel_all_tasks(core);
-            loop.close();
-        } else {
-            T result = loop.run_until_complete(std::move(main));
-            detail::cancel_all_tasks(core);
-            loop.close();
-            return result;
-        }
-    } catch (...) {
+    detail::sigint_scope sigint(core.poller.wake_fd());
+    // Ends the program's tasks and closes the loop, on every way out.
+    auto shut_down = [&](bool quietly) {
+        core.interrupt_target = nullptr;
         try {
             detail::cancel_all_tasks(core);
-        } catch (...) {  // main's exception is the one to report
+        } catch (...) {
+            if (!quietly) {
+                loop.close();
+                throw;
+            }
         }
         loop.close();
+    };
+    task_handle<T> h = loop.create_task(std::move(main));
+    detail::task_state& t = *detail::handle_access::state(h);
+    if (sigint.installed()) core.interrupt_target = &t;
+    try {
+        detail::run_until_done(core, t);
+    } catch (...) {
+        shut_down(true);  // main's exception is the one to report
         throw;
+    }
+    if (t.has_error()) {
+        t.retrieved_ = true;
+        const bool interrupted =
+            t.status() == detail::task_status::cancelled && sigint.interrupted() && t.uncancel() == 0;
+        std::exception_ptr error = t.error();
+        shut_down(true);
+        if (interrupted) throw keyboard_interrupt();
+        std::rethrow_exception(error);
+    }
+    if constexpr (std::is_void_v<T>) {
+        shut_down(false);
+    } else {
+        T result = detail::task_result<T>(t, true);
+        shut_down(false);
+        return result;
     }
 }
 

@@ -67,6 +67,9 @@ public:
         }
     }
 
+    // The eventfd that wake() writes to (a signal handler writes to it directly).
+    int wake_fd() const noexcept { return wake_fd_; }
+
     // Safe from any thread.
     void wake() noexcept {
         std::uint64_t one = 1;

@@ -21,6 +21,7 @@
 #include "../exception_context.hpp"
 #include "callback_node.hpp"
 #include "epoll_poller.hpp"
+#include "interrupt.hpp"
 #include "ready_queue.hpp"
 #include "sleep_node.hpp"
 #include "task_state.hpp"
@@ -204,6 +205,8 @@ public:
         } else if (poller.can_wake()) {
             poller.wait(epoll_poller::no_deadline, false);
         }
+        if (sigint_pending && interrupt_target) [[unlikely]]
+            interrupt();
         if (!timers.empty()) fire_due_timers();
         for (std::size_t n = ready.size(); n > 0; --n) {
             std::uintptr_t entry = ready.pop();
@@ -311,12 +314,18 @@ public:
     task_list pending;   // in creation order: all_tasks(), shutdown
     task_list finished;  // done, still referenced by a handle
     task_state* current = nullptr;
+    task_state* interrupt_target = nullptr;  // aio::run's main task, cancelled by Ctrl-C
     exception_handler handler;
     bool running = false;
     bool stopping = false;
     bool closed = false;
 
 private:
+    void interrupt() noexcept {
+        sigint_pending = 0;
+        if (!interrupt_target->done()) interrupt_target->cancel();
+    }
+
     void fire_due_timers() {
         const std::int64_t now = steady_now_ns();
         timer_queue::entry due;

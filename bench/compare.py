@@ -115,6 +115,15 @@ SCENARIOS = [
     Scenario("sleep_scale_10k", "ms", "bench_sleep_scale",
              "BM_aio_sleep_scale/10000/100", "BM_asio_sleep_scale/10000/100", counter("wall_ms"),
              repeat=INTERLEAVE),
+    Scenario("wait_for_in_time", "ns/call", "bench_wait_for",
+             "BM_aio_wait_for/100000", "BM_asio_wait_for/100000", per_item_ns("per_call")),
+    Scenario("cancel_sleepers_100k", "ns/task", "bench_cancel",
+             "BM_aio_cancel_sleepers/100000", "BM_asio_cancel_sleepers/100000", per_item_ns("per_task")),
+    # The cancel_sleepers cycle without the cancellation (the loop's teardown destroys
+    # the sleeping frames instead): the difference is what cancelling costs. No
+    # asyncio figure: asyncio cannot drop pending tasks without cancelling them.
+    Scenario("spawn_sleepers_100k", "ns/task", "bench_cancel",
+             "BM_aio_spawn_sleepers/100000", "BM_asio_spawn_sleepers/100000", per_item_ns("per_task")),
 ]
 
 # Not a column of its own: the sequential baseline of the sleep_scale demo.

@@ -153,6 +153,40 @@ def measure_sleeping_tasks(n: int) -> int:
     return asyncio.run(main())
 
 
+def measure_wait_for(n: int) -> int:
+    """`await asyncio.wait_for(asyncio.sleep(0), 10)`, n times: a time limit
+    around an operation that completes in time (it yields once).
+
+    CPython 3.11's wait_for wraps the coroutine in a task (ensure_future) and
+    arms a call_later timer; 3.12+ runs it inline under asyncio.timeout(), as
+    aio does. The figure is whatever the running Python does.
+    """
+    async def main() -> int:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            await asyncio.wait_for(asyncio.sleep(0), 10)
+        return time.perf_counter_ns() - start
+    return asyncio.run(main())
+
+
+def measure_cancel_sleepers(n: int) -> int:
+    """n tasks `await asyncio.sleep(3600)`; once all sleep, cancel every one and
+    `gather(*tasks, return_exceptions=True)`.
+
+    Timed from creating the first task until the gather returns: the whole
+    spawn + sleep + cancel + end cycle, as the C++ cancel_sleepers.
+    """
+    async def main() -> int:
+        start = time.perf_counter_ns()
+        tasks = [asyncio.create_task(sleeper()) for _ in range(n)]
+        await asyncio.sleep(0)  # every task starts and arms its timer
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return time.perf_counter_ns() - start
+    return asyncio.run(main())
+
+
 # --------------------------------------------------------------------------
 # Macro scenarios: each returns its complete result object
 # --------------------------------------------------------------------------
@@ -303,6 +337,8 @@ SCENARIOS: dict[str, Micro | Macro] = {
     "sleep0_roundtrip":    Micro(measure_sleep0_roundtrip, "ns/roundtrip", 200_000, 20_000),
     "timers_100k":         Micro(measure_timers, "ns/timer", 100_000, 10_000),
     "sleeping_tasks_100k": Micro(measure_sleeping_tasks, "ns/timer", 100_000, 10_000),
+    "wait_for_in_time":    Micro(measure_wait_for, "ns/call", 200_000, 20_000),
+    "cancel_sleepers_100k": Micro(measure_cancel_sleepers, "ns/task", 100_000, 10_000),
     "memory_1m_sleeping":  Macro(report_memory_sleeping, 1_000_000, 20_000),
     "oversleep_1ms":       Macro(report_oversleep, 1_000, 200),
     "sleep_scale":         Macro(report_sleep_scale, 100, 20),

@@ -1,0 +1,140 @@
+#pragma once
+// The machinery shared by aio::wait and aio::as_completed: done callbacks on a set of
+// tasks, and an optional deadline.
+//
+// Each watched task gets a slot that waits in the task's waiter list like a done
+// callback added with add_done_callback: when the task ends, the slot is appended to
+// the ready queue (rule 4) and runs the owner's `on_done` there, one iteration later
+// — as asyncio's callbacks do. A task that has ended already has its slot queued at
+// once (asyncio's add_done_callback on a finished future schedules the callback).
+//
+// The deadline is a callback node embedded in the set: when it is due, the loop moves
+// it to the ready queue (rule 6) and it runs the owner's `on_timeout`. Its storage is
+// the set's; the loop never frees it (its `destroy` does nothing).
+//
+// Allocation: one block for all the slots. Nothing holds a reference to a task: the
+// owner keeps the handles, and so the tasks, alive for as long as the set exists.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../errors.hpp"
+#include "../task_handle.hpp"
+#include "callback_node.hpp"
+#include "loop_core.hpp"
+#include "ready_queue.hpp"
+#include "sleep_node.hpp"
+#include "task_state.hpp"
+
+namespace aio::detail {
+
+class watch_set;
+
+struct watch_slot : ready_item {
+    waiter link;
+    watch_set* owner = nullptr;
+    task_state* task = nullptr;         // kept alive by the owner's handle
+    watch_slot* next_done = nullptr;    // free for the owner: as_completed's FIFO of ended tasks
+};
+
+struct watch_timer : callback_node {
+    watch_set* owner = nullptr;
+};
+
+class watch_set {
+public:
+    using done_fn = void (*)(watch_set&, watch_slot&) noexcept;
+    using timeout_fn = void (*)(watch_set&) noexcept;
+
+    watch_set(loop_core& loop, done_fn on_done, timeout_fn on_timeout) noexcept
+        : loop_(&loop), on_done_(on_done), on_timeout_(on_timeout) {
+        timer_.owner = this;
+        timer_.item.run = [](ready_item* item) noexcept {
+            auto& t = static_cast<watch_timer&>(*callback_node::from_item(item));
+            t.owner->on_timeout_(*t.owner);
+        };
+        timer_.destroy = [](callback_node*) noexcept {};  // the set's own storage
+    }
+    watch_set(const watch_set&) = delete;
+    watch_set& operator=(const watch_set&) = delete;
+    ~watch_set() { stop(); }
+
+    // Checks the handles (none empty; each task of this loop unless it has ended):
+    // throws `what`-named errors before anything is watched.
+    template <class Handle>
+    void check(const std::vector<Handle>& handles, const char* what) const {
+        for (const Handle& h : handles) {
+            task_state* t = handle_access::state(h);
+            if (!t) throw invalid_state_error(std::string(what) + " of an empty task handle");
+            if (!t->done() && t->loop() != loop_)
+                throw aio::runtime_error(std::string(what) + " of a task of another event loop");
+        }
+    }
+
+    // Starts watching each handle's task, in order. The handles must stay alive (and
+    // in place) until stop() or the set's destruction.
+    template <class Handle>
+    void watch(const std::vector<Handle>& handles) {
+        slots_ = std::make_unique<watch_slot[]>(handles.size());
+        count_ = handles.size();
+        for (std::size_t i = 0; i < count_; ++i) {
+            watch_slot& s = slots_[i];
+            s.owner = this;
+            s.task = handle_access::state(handles[i]);
+            s.run = [](ready_item* item) noexcept {
+                auto& slot = static_cast<watch_slot&>(*item);
+                slot.owner->on_done_(*slot.owner, slot);
+            };
+            if (s.task->done()) {
+                loop_->push(&s);
+            } else {
+                s.link.entry = entry_of(static_cast<ready_item*>(&s), tag_item);
+                push_waiter(s.task->waiters_, &s.link);
+            }
+        }
+    }
+
+    // Arms the deadline `delay_ns` from now (<= 0: due at the next iteration).
+    void arm(std::int64_t delay_ns) {
+        timer_.refs = 1;  // dropped (to no effect) by a loop that closes with it armed
+        const std::int64_t when = deadline_after(steady_now_ns(), delay_ns);
+        loop_->timers.push(when, reinterpret_cast<std::uintptr_t>(static_cast<callback_node*>(&timer_)) |
+                                     timer_is_callback);
+    }
+
+    // Removes the deadline, whether it is still in the timer queue or already due.
+    void disarm() noexcept {
+        if (timer_.armed()) loop_->timers.remove(&timer_.timer);
+        loop_->withdraw(&timer_.item);
+    }
+
+    // Stops watching one slot's task: its callback will not run.
+    void forget(watch_slot& s) noexcept {
+        if (s.link.linked()) unlink_waiter(s.task->waiters_, &s.link);
+        loop_->withdraw(&s);
+    }
+
+    // Stops everything: no callback of the set runs after this.
+    void stop() noexcept {
+        for (std::size_t i = 0; i < count_; ++i) forget(slots_[i]);
+        disarm();
+    }
+
+    std::size_t size() const noexcept { return count_; }
+    watch_slot& slot(std::size_t i) noexcept { return slots_[i]; }
+    std::size_t index_of(const watch_slot& s) const noexcept { return static_cast<std::size_t>(&s - slots_.get()); }
+    loop_core& loop() const noexcept { return *loop_; }
+
+private:
+    loop_core* loop_;
+    done_fn on_done_;
+    timeout_fn on_timeout_;
+    std::unique_ptr<watch_slot[]> slots_;
+    std::size_t count_ = 0;
+    watch_timer timer_;
+};
+
+}  // namespace aio::detail

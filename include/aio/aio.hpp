@@ -1,16 +1,21 @@
 #pragma once
 // aio: Python's asyncio as a header-only C++20 library. The umbrella header.
 
+#include "as_completed.hpp"
 #include "create_task.hpp"
 #include "errors.hpp"
 #include "event_loop.hpp"
 #include "exception_context.hpp"
+#include "exception_group.hpp"
 #include "gather.hpp"
 #include "handle.hpp"
 #include "outcome.hpp"
 #include "run.hpp"
+#include "shield.hpp"
 #include "sleep.hpp"
 #include "task.hpp"
+#include "task_group.hpp"
 #include "task_handle.hpp"
 #include "timeout.hpp"
+#include "wait.hpp"
 #include "wait_for.hpp"

@@ -8,6 +8,7 @@
 #include <aio/errors.hpp>
 #include <aio/event_loop.hpp>
 #include <aio/exception_context.hpp>
+#include <aio/gather.hpp>
 #include <aio/run.hpp>
 #include <aio/sleep.hpp>
 #include <aio/task.hpp>
@@ -1476,4 +1477,87 @@ TEST_CASE("uncancel() takes back one cancel() request, and with none left the ta
         REQUIRE(me.cancelling() == 0);
     };
     aio::run(body());
+}
+
+// t = create_task(sleeper()); await sleep(0); t.cancel("stop now")
+// the task sees CancelledError('stop now'); so does the task awaiting it
+TEST_CASE("cancel(msg) gives the task, and the task awaiting it, a cancelled_error with that message") {
+    std::string inside;
+    auto sleeper = [&inside]() -> aio::task<> {
+        try {
+            co_await aio::sleep(1h);
+        } catch (const aio::cancelled_error& e) {
+            inside = e.what();
+            throw;
+        }
+    };
+    std::string outside;
+    auto body = [&]() -> aio::task<> {
+        auto t = aio::create_task(sleeper());
+        co_await aio::sleep(0s);
+        t.cancel("stop now");
+        try {
+            co_await t;
+        } catch (const aio::cancelled_error& e) {
+            outside = e.what();
+        }
+    };
+    aio::run(body());
+    REQUIRE(inside == "stop now");
+    REQUIRE(outside == "stop now");
+}
+
+TEST_CASE("cancel(msg) reaches the tasks that the cancelled task awaits, through a gather too") {
+    std::vector<std::string> seen;
+    auto leaf = [&seen]() -> aio::task<> {
+        try {
+            co_await aio::sleep(1h);
+        } catch (const aio::cancelled_error& e) {
+            seen.emplace_back(e.what());
+            throw;
+        }
+    };
+    auto middle = [&]() -> aio::task<> {
+        auto a = aio::create_task(leaf());
+        co_await aio::gather(a, leaf());
+    };
+    auto body = [&]() -> aio::task<> {
+        auto t = aio::create_task(middle());
+        co_await aio::sleep(0s);
+        co_await aio::sleep(0s);
+        t.cancel("shutting down");
+        bool cancelled = false;
+        try {
+            co_await t;
+        } catch (const aio::cancelled_error& e) {
+            cancelled = std::string(e.what()) == "shutting down";
+        }
+        REQUIRE(cancelled);
+    };
+    aio::run(body());
+    REQUIRE(seen == std::vector<std::string>{"shutting down", "shutting down"});
+}
+
+TEST_CASE("a later cancel() without a message replaces an earlier message, as in asyncio") {
+    std::string inside;
+    auto sleeper = [&inside]() -> aio::task<> {
+        try {
+            co_await aio::sleep(1h);
+        } catch (const aio::cancelled_error& e) {
+            inside = e.what();
+            throw;
+        }
+    };
+    auto body = [&]() -> aio::task<> {
+        auto t = aio::create_task(sleeper());
+        co_await aio::sleep(0s);
+        t.cancel("first");
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const aio::cancelled_error&) {
+        }
+    };
+    aio::run(body());
+    REQUIRE(inside == aio::cancelled_error().what());
 }

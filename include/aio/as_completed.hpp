@@ -170,7 +170,7 @@ public:
     T await_resume() {
         if (ac_->waiting_ == this) ac_->waiting_ = nullptr;
         detail::throw_if_cancel_pending(self_);
-        if (cancelled_) throw cancelled_error();
+        if (cancelled_) throw detail::cancellation_of(self_);
         return ac_->take();
     }
 

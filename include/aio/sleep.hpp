@@ -60,7 +60,7 @@ public:
     void await_resume() {
         // A cancel() that came after the timer was cancelled adds no second error.
         detail::throw_if_cancel_pending(detail::current_task_state());
-        if (node_.timer.slot == detail::sleep_node::cancelled) throw cancelled_error();
+        if (node_.timer.slot == detail::sleep_node::cancelled) throw detail::cancellation_of(detail::current_task_state());
     }
 
 private:

@@ -50,8 +50,9 @@ public:
 
     // Requests cancellation (API rule 8): the task gets aio::cancelled_error at the
     // co_await where it is suspended — what it awaits is cancelled too. Returns false
-    // if the task has already ended.
-    bool cancel() { return state().cancel(); }
+    // if the task has already ended. A non-empty `message` becomes the error's what(),
+    // in this task and in those its cancellation reaches (asyncio's cancel(msg)).
+    bool cancel(const std::string& message = {}) { return state().cancel(message.empty() ? nullptr : &message); }
 
     // How many cancel() requests are pending on the task (asyncio's cancelling()).
     int cancelling() const { return state().cancels_; }

@@ -150,7 +150,7 @@ private:
             return;
         }
         if (g.remaining == 0) {
-            if (g.cancel_requested) g.error = std::make_exception_ptr(cancelled_error());
+            if (g.cancel_requested) g.error = std::make_exception_ptr(cancellation_of(g.awaiting));
             g.complete();
         }
     }

@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../errors.hpp"
@@ -85,6 +86,10 @@ inline void print_exception_context(const exception_context& context) noexcept {
 
 void destroy_finished(task_state& t) noexcept;
 
+// The error a cancellation raises in task `t`: aio::cancelled_error, carrying the
+// message of the cancel(msg) that caused it, if any.
+inline cancelled_error cancellation_of(const task_state* t);
+
 class loop_core {
 public:
     using exception_handler = std::function<void(event_loop&, const exception_context&)>;
@@ -135,6 +140,8 @@ public:
     // it started): wake its waiters in the order they came.
     void finish(task_state& t) noexcept {
         pending.unlink(&t);
+        if (!cancel_messages.empty()) [[unlikely]]
+            note_cancel_message(t, nullptr);
         while (waiter* w = t.waiters_) {
             unlink_waiter(t.waiters_, w);
             if ((w->entry & tag_mask) == tag_task) {  // an awaiting task will read the result
@@ -315,6 +322,30 @@ public:
     task_list finished;  // done, still referenced by a handle
     task_state* current = nullptr;
     task_state* interrupt_target = nullptr;  // aio::run's main task, cancelled by Ctrl-C
+    // The messages of pending cancel(msg) requests, by task (few, and usually none).
+    std::vector<std::pair<const task_state*, std::string>> cancel_messages;
+
+    // Records cancel(msg)'s message for `t`; a cancel() without one forgets it, as in
+    // asyncio. The message is best effort: without memory for it, it is dropped.
+    void note_cancel_message(const task_state& t, const std::string* message) noexcept {
+        auto it = cancel_messages.begin();
+        while (it != cancel_messages.end() && it->first != &t) ++it;
+        if (!message || message->empty()) {
+            if (it != cancel_messages.end()) cancel_messages.erase(it);
+            return;
+        }
+        try {
+            if (it != cancel_messages.end()) it->second = *message;
+            else cancel_messages.emplace_back(&t, *message);
+        } catch (...) {
+        }
+    }
+    // The message of the cancellation delivered to `t` (empty: none).
+    std::string cancel_message(const task_state& t) const {
+        for (const auto& [task, message] : cancel_messages)
+            if (task == &t) return message;
+        return {};
+    }
     exception_handler handler;
     bool running = false;
     bool stopping = false;
@@ -369,7 +400,7 @@ private:
             t.started_ = true;
             if (t.must_cancel_) {  // cancelled before its first step: the body never runs
                 t.must_cancel_ = false;
-                t.set_error(std::make_exception_ptr(cancelled_error()), task_status::cancelled);
+                t.set_error(std::make_exception_ptr(cancellation_of(&t)), task_status::cancelled);
                 finish(t);
                 reap(t);
                 return;
@@ -449,6 +480,9 @@ inline void task_state::release() noexcept {
 // is inside, the tasks await each other in a cycle (a deadlock): they all stay marked.
 class cancel_walk {
 public:
+    // `message`: cancel(msg)'s message, given to every task the walk reaches.
+    explicit cancel_walk(const std::string* message = nullptr) noexcept : message_(message) {}
+
     // Cancels `t`, which has not ended, and what it awaits.
     void from_task(task_state* t) noexcept {
         chain(t);
@@ -467,6 +501,8 @@ private:
         task_state* slow = t;
         for (bool advance_slow = false;; advance_slow = !advance_slow) {
             if (t->cancels_ < (1u << 13) - 1) ++t->cancels_;
+            if (loop_core* loop = t->loop(); loop && (message_ || !loop->cancel_messages.empty())) [[unlikely]]
+                loop->note_cancel_message(*t, message_);
             const std::uintptr_t a = t->run_.awaiting;
             if (a == 0) break;
             if (a & awaiting_sleep) {
@@ -513,11 +549,12 @@ private:
     }
 
     cancel_group* top_ = nullptr;
+    const std::string* message_;
 };
 
-inline bool task_state::cancel() noexcept {
+inline bool task_state::cancel(const std::string* message) noexcept {
     if (done()) return false;
-    cancel_walk().from_task(this);
+    cancel_walk(message).from_task(this);
     return true;
 }
 
@@ -533,12 +570,18 @@ inline task_state& suspending_task(const char* what) {
     return *t;
 }
 
+inline cancelled_error cancellation_of(const task_state* t) {
+    loop_core* loop = t ? t->loop() : nullptr;
+    if (!loop || loop->cancel_messages.empty()) return cancelled_error();
+    return cancelled_error(loop->cancel_message(*t));
+}
+
 // Delivers a cancel() that arrived while the task was ready to run (asyncio's
 // _must_cancel): the awaiter that resumes throws instead of returning.
 inline void throw_if_cancel_pending(task_state* t) {
     if (t && t->must_cancel_) {
         t->must_cancel_ = false;
-        throw cancelled_error();
+        throw cancellation_of(t);
     }
 }
 

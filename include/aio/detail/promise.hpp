@@ -77,7 +77,7 @@ public:
 protected:
     // Replaces the task's value by cancelled_error (its storage is the caller's to end).
     void end_cancelled() noexcept {
-        set_error(std::make_exception_ptr(cancelled_error()), task_status::cancelled);
+        set_error(std::make_exception_ptr(cancellation_of(this)), task_status::cancelled);
     }
 };
 

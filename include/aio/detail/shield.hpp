@@ -70,7 +70,7 @@ public:
         const bool cancelled = state_ == state::cancelled;
         state_ = state::consumed;
         throw_if_cancel_pending(awaiting_);
-        if (cancelled) throw cancelled_error();
+        if (cancelled) throw cancellation_of(awaiting_);
         // The inner task's value (moved out if the shield holds the only handle), or its
         // exception — cancelled_error if it was cancelled itself.
         task_state& t = inner();

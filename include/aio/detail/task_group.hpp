@@ -196,7 +196,7 @@ private:
     void resumed() {
         if (wait_cancelled_) {
             wait_cancelled_ = false;
-            throw cancelled_error();
+            throw cancellation_of(parent_);
         }
         // Cancelled after the last child's step had woken the parent.
         throw_if_cancel_pending(parent_);

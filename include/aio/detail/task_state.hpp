@@ -203,7 +203,7 @@ struct task_state {
     void add_ref() noexcept { ++refs_; }
     // Defined by loop_core: these reach the loop.
     void release() noexcept;
-    bool cancel() noexcept;
+    bool cancel(const std::string* message = nullptr) noexcept;  // message: cancel(msg)
     int uncancel() noexcept {
         if (cancels_ > 0 && --cancels_ == 0) must_cancel_ = false;
         return cancels_;

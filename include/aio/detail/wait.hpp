@@ -102,7 +102,7 @@ public:
         const bool cancelled = state_ == state::cancelled;
         state_ = state::consumed;
         throw_if_cancel_pending(awaiting_);
-        if (cancelled) throw cancelled_error();
+        if (cancelled) throw cancellation_of(awaiting_);
         // The done ones stay in handles_ (moved up in order); the others move out.
         wait_result<Handle> result;
         std::size_t kept = 0;

@@ -23,37 +23,21 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/steps.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
+using aio_test::boom;
+using aio_test::ticker;
+using aio_test::number;
+using aio_test::failing;
+using aio_test::yes_no;
 using lines = std::vector<std::string>;
 
 namespace {
 
-struct boom : std::runtime_error {
-    explicit boom(const std::string& what) : std::runtime_error(what) {}
-};
-
-aio::task<> ticker(trace& log, int ticks) {
-    for (int i = 0; i < ticks; ++i) {
-        log("tick" + std::to_string(i));
-        co_await aio::sleep(0s);
-    }
-}
-
-aio::task<int> number(int n, int yields = 0) {
-    for (int i = 0; i < yields; ++i) co_await aio::sleep(0s);
-    co_return n;
-}
-
-aio::task<int> failing(std::string what, int yields = 0) {
-    for (int i = 0; i < yields; ++i) co_await aio::sleep(0s);
-    throw boom(what);
-}
-
-std::string yes_no(bool b) { return b ? "True" : "False"; }
 
 }  // namespace
 

@@ -48,18 +48,16 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/steps.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
+using aio_test::boom;
 using lines = std::vector<std::string>;
 
 namespace {
-
-struct boom : std::runtime_error {
-    explicit boom(const std::string& what) : std::runtime_error(what) {}
-};
 
 aio::task<std::string> child(trace& log, std::string name, int n) {
     for (int i = 0; i < n; ++i) {

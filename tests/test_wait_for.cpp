@@ -21,9 +21,11 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/steps.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
+using aio_test::ticker;
 using aio_test::trace;
 using lines = std::vector<std::string>;
 
@@ -32,13 +34,6 @@ namespace {
 aio::task<int> value_after(std::chrono::milliseconds d, int v) {
     co_await aio::sleep(d);
     co_return v;
-}
-
-aio::task<> ticker(trace& log, int n) {
-    for (int i = 0; i < n; ++i) {
-        log("tick" + std::to_string(i));
-        co_await aio::sleep(0s);
-    }
 }
 
 // Cleans up with an await after its cancellation, then lets it through.

@@ -1,0 +1,43 @@
+#pragma once
+// Small coroutines the scheduling tests share: a ticker that logs one line per loop
+// iteration, values and failures that arrive after a number of iterations.
+
+#include <aio/sleep.hpp>
+#include <aio/task.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+#include "trace.hpp"
+
+namespace aio_test {
+
+struct boom : std::runtime_error {
+    explicit boom(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Logs tick0, tick1, ... yielding one loop iteration after each.
+inline aio::task<> ticker(trace& log, int ticks) {
+    for (int i = 0; i < ticks; ++i) {
+        log("tick" + std::to_string(i));
+        co_await aio::sleep(std::chrono::seconds(0));
+    }
+}
+
+// `n`, after `yields` loop iterations.
+inline aio::task<int> number(int n, int yields = 0) {
+    for (int i = 0; i < yields; ++i) co_await aio::sleep(std::chrono::seconds(0));
+    co_return n;
+}
+
+// Throws boom(what) after `yields` loop iterations.
+inline aio::task<int> failing(std::string what, int yields = 0) {
+    for (int i = 0; i < yields; ++i) co_await aio::sleep(std::chrono::seconds(0));
+    throw boom(what);
+}
+
+// Python's spelling of a bool, for traces compared with CPython's output.
+inline std::string yes_no(bool b) { return b ? "True" : "False"; }
+
+}  // namespace aio_test

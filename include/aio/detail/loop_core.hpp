@@ -112,6 +112,13 @@ public:
         if ((entry & tag_mask) == tag_task) schedule(*pointer_of<task_state>(entry));
         else push(pointer_of<ready_item>(entry));
     }
+    // Runs `t`'s next step now, as its own ready-queue entry would. For a ready_item
+    // queued in a woken task's place that decides, when its turn comes, whether the
+    // task resumes or waits again (a queue getter whose item was taken meanwhile).
+    void run_step(task_state& t) noexcept {
+        t.run_.awaiting = 0;
+        run_task(t);
+    }
     void withdraw(ready_item* item) noexcept {
         if (item->queued_at == not_queued) return;
         ready.withdraw(item->queued_at, entry_of(item, tag_item));

@@ -37,6 +37,13 @@ public:
     explicit runtime_error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// A barrier was aborted or reset while a task waited on it, or is broken
+// (asyncio.BrokenBarrierError, a RuntimeError).
+class broken_barrier_error : public aio::runtime_error {
+public:
+    explicit broken_barrier_error(const std::string& message) : aio::runtime_error(message) {}
+};
+
 // aio::run was interrupted by Ctrl-C (SIGINT) and its main task ended cancelled
 // (asyncio's KeyboardInterrupt). Like Python's, it is not one of the ordinary errors:
 // it derives from std::exception only, so `catch (const std::runtime_error&)` lets it

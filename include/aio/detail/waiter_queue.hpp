@@ -1,0 +1,212 @@
+#pragma once
+// The one fair FIFO waiter queue behind every synchronisation primitive (event, lock,
+// semaphore, condition; barrier through condition).
+//
+// asyncio's primitives keep a deque of futures, one per waiting task. A future is
+// pending (the task waits), done (the task was woken and its wake-up is queued) or
+// cancelled; it stays in the deque until its task runs again and removes it. Here a
+// `queue_waiter` node, living in the awaiter inside the suspended task's frame, plays
+// that future: suspending allocates nothing.
+//
+//   waiting    linked, not yet woken (a pending future)
+//   woken      still linked: its wake-up is queued and the task has not resumed (a
+//              done future). It still counts as a waiter, so that a newcomer queues
+//              behind it, as in asyncio.
+//   cancelled  unlinked at once by its cancel hook, and the task is woken to get
+//              aio::cancelled_error (asyncio keeps a cancelled future until its task
+//              runs, but every primitive skips it: unlinking early changes nothing
+//              that can be observed, and a later release wakes the next waiter at once)
+//
+// Wake-ups follow rule 4: waking a node appends its task to the ready queue; nothing
+// resumes inline. Woken nodes always precede the waiting ones (a wake takes the
+// oldest waiting node, newcomers go to the back), so `first_waiting_` marks where
+// the waiting part starts and every wake is O(1).
+//
+// The race every primitive must get right — a woken waiter is cancelled before its
+// task runs — is settled in one place: queue_waiter::resume() reports it as
+// `abandoned` (the cancellation arrived after the wake-up; the task gets
+// cancelled_error), and the primitive then hands on what the wake-up gave it (the
+// lock, a semaphore unit, a notification). A cancellation that reaches a woken node
+// cannot withdraw the wake-up (the hook returns false and the task keeps its pending
+// cancellation), so a wake-up is never lost and never delivered twice.
+//
+// Lifetime: a primitive must outlive the tasks waiting on it; destroying it while
+// tasks wait is a bug. The queue then detaches its waiters rather than leave dangling
+// pointers: their tasks stay suspended for good (a cancel() no longer reaches them),
+// and their frames go when the loop closes.
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "../errors.hpp"
+#include "loop_core.hpp"
+#include "task_state.hpp"
+
+namespace aio::detail {
+
+class waiter_queue;
+
+class queue_waiter : public cancel_hook {
+public:
+    enum class state : std::uint8_t { idle, waiting, woken, cancelled };
+    // What became of the wait, as seen by the task once it resumes.
+    enum class outcome : std::uint8_t {
+        woken,      // woken, and not cancelled since: the wake-up's gift is the task's
+        abandoned,  // woken, then cancelled before the task ran: hand the gift on
+        cancelled,  // cancelled while waiting: nothing was given
+    };
+
+    queue_waiter() noexcept { cancel = on_cancel; }
+    queue_waiter(const queue_waiter&) = delete;
+    queue_waiter& operator=(const queue_waiter&) = delete;
+    inline ~queue_waiter();
+
+    // Suspends the running task on `q` (await_suspend). A cancel() that came while the
+    // task was running cancels this wait at once, as asyncio's task does with the
+    // future it then yields. Throws aio::runtime_error outside a task, or when the
+    // queue is in use by another loop's tasks.
+    inline void suspend(waiter_queue& q, std::coroutine_handle<> h, const char* what);
+
+    // In await_resume: unlinks the node and says what happened. A cancellation pending
+    // on the task is taken over here (the caller throws cancelled_error once, see
+    // cancellation()).
+    inline outcome resume() noexcept;
+
+    cancelled_error cancellation() const { return cancellation_of(task_); }
+    task_state* task() const noexcept { return task_; }
+    state current() const noexcept { return state_; }
+
+private:
+    friend class waiter_queue;
+    static inline bool on_cancel(cancel_hook* hook) noexcept;
+
+    queue_waiter* prev_ = nullptr;
+    queue_waiter* next_ = nullptr;
+    waiter_queue* queue_ = nullptr;  // while linked
+    task_state* task_ = nullptr;
+    state state_ = state::idle;
+};
+
+class waiter_queue {
+public:
+    waiter_queue() noexcept = default;
+    waiter_queue(const waiter_queue&) = delete;
+    waiter_queue& operator=(const waiter_queue&) = delete;
+    ~waiter_queue() {
+        while (head_) {
+            queue_waiter* w = head_;
+            unlink(w);
+            task_state* t = w->task_;
+            if (w->state_ == queue_waiter::state::waiting &&
+                t->run_.awaiting == reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(w)))
+                t->run_.awaiting = 0;
+        }
+    }
+
+    // No waiter at all, waiting or woken (asyncio: no future that is not cancelled).
+    bool empty() const noexcept { return head_ == nullptr; }
+    // Someone waits and has not been woken yet.
+    bool has_waiting() const noexcept { return first_waiting_ != nullptr; }
+    // The oldest waiter has been woken and has not resumed yet.
+    bool head_woken() const noexcept { return head_ && head_ != first_waiting_; }
+    std::size_t size() const noexcept { return size_; }
+
+    // Wakes the oldest waiting node (asyncio: set_result on the first future that is
+    // not done); false when none waits.
+    bool wake_first() noexcept {
+        queue_waiter* w = first_waiting_;
+        if (!w) return false;
+        first_waiting_ = w->next_;
+        w->state_ = queue_waiter::state::woken;
+        loop_->schedule(*w->task_);
+        return true;
+    }
+
+    // Wakes up to `n` waiting nodes, oldest first; returns how many.
+    std::size_t wake(std::size_t n) noexcept {
+        std::size_t woken = 0;
+        while (woken < n && wake_first()) ++woken;
+        return woken;
+    }
+    std::size_t wake_all() noexcept { return wake(static_cast<std::size_t>(-1)); }
+
+private:
+    friend class queue_waiter;
+
+    void push(queue_waiter* w) noexcept {
+        w->prev_ = tail_;
+        w->next_ = nullptr;
+        (tail_ ? tail_->next_ : head_) = w;
+        tail_ = w;
+        if (!first_waiting_) first_waiting_ = w;
+        w->queue_ = this;
+        ++size_;
+    }
+    void unlink(queue_waiter* w) noexcept {
+        if (first_waiting_ == w) first_waiting_ = w->next_;
+        (w->prev_ ? w->prev_->next_ : head_) = w->next_;
+        (w->next_ ? w->next_->prev_ : tail_) = w->prev_;
+        w->prev_ = w->next_ = nullptr;
+        w->queue_ = nullptr;
+        --size_;
+        if (!head_) loop_ = nullptr;
+    }
+
+    queue_waiter* head_ = nullptr;
+    queue_waiter* tail_ = nullptr;
+    queue_waiter* first_waiting_ = nullptr;  // the first node not yet woken; woken ones precede it
+    loop_core* loop_ = nullptr;              // the loop of the waiting tasks, while any wait
+    std::size_t size_ = 0;
+};
+
+inline queue_waiter::~queue_waiter() {
+    // Only when the frame is destroyed while suspended here (its loop is closing).
+    if (queue_) queue_->unlink(this);
+}
+
+inline void queue_waiter::suspend(waiter_queue& q, std::coroutine_handle<> h, const char* what) {
+    task_state& self = suspending_task(what);
+    if (q.loop_ && q.loop_ != running_loop)
+        throw aio::runtime_error(std::string(what) + " is in use by tasks of another event loop");
+    q.loop_ = running_loop;
+    task_ = &self;
+    self.run_.resume = h;
+    if (self.must_cancel_) {  // cancelled while running: this wait is cancelled at once
+        self.must_cancel_ = false;
+        state_ = state::cancelled;
+        running_loop->schedule(self);
+        if (q.empty()) q.loop_ = nullptr;
+        return;
+    }
+    state_ = state::waiting;
+    q.push(this);
+    self.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
+}
+
+inline queue_waiter::outcome queue_waiter::resume() noexcept {
+    if (queue_) queue_->unlink(this);
+    const bool cancel_pending = task_ && task_->must_cancel_;
+    if (cancel_pending) task_->must_cancel_ = false;  // one cancellation, one error
+    const state s = state_;
+    state_ = state::idle;
+    if (s == state::cancelled) return outcome::cancelled;
+    return cancel_pending ? outcome::abandoned : outcome::woken;
+}
+
+// Only a waiting node can be cancelled: its task is woken to get cancelled_error. A
+// woken one keeps its wake-up (false: cancel() marks the task, and resume() reports
+// `abandoned`).
+inline bool queue_waiter::on_cancel(cancel_hook* hook) noexcept {
+    auto& w = static_cast<queue_waiter&>(*hook);
+    if (w.state_ != state::waiting) return false;
+    waiter_queue& q = *w.queue_;
+    loop_core* loop = q.loop_;
+    q.unlink(&w);
+    w.state_ = state::cancelled;
+    loop->schedule(*w.task_);
+    return true;
+}
+
+}  // namespace aio::detail

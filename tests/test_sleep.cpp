@@ -534,12 +534,14 @@ TEST_CASE("a thousand tasks created in shuffled order wake in deadline order") {
     std::shuffle(ranks.begin(), ranks.end(), std::mt19937(20240611));
     std::vector<int> woke;
     auto program = [&]() -> aio::task<> {
-        // Absolute deadlines, 1 ms apart and far ahead of the time it takes to arm
-        // them all (even under sanitizers on a loaded machine), so that each task's
-        // deadline depends on its rank alone.
+        // Absolute deadlines, far ahead of the time it takes to arm them all (even
+        // under sanitizers on a loaded machine), so that each task's deadline depends
+        // on its rank alone. They are 3 ms apart: the sleep reads the clock again a
+        // moment after the task computed its delay, and a thread preempted in between
+        // (a scheduler time slice on a busy machine) must not swap two neighbours.
         const auto base = steady::now() + 1s;
         std::vector<aio::task_handle<>> tasks;
-        for (int rank : ranks) tasks.push_back(aio::create_task(deadline_sleeper(woke, rank, base + rank * 1ms)));
+        for (int rank : ranks) tasks.push_back(aio::create_task(deadline_sleeper(woke, rank, base + rank * 3ms)));
         for (auto& t : tasks) co_await t;
     };
     aio::run(program());

@@ -3,7 +3,7 @@
 // queue.hpp for the contract), after asyncio's queues.py (Python 3.13).
 //
 // asyncio parks each waiting getter or putter on a future in a deque. Here the
-// future is a queue_waiter living in the awaiter, linked into one of the queue's
+// future is a item_waiter living in the awaiter, linked into one of the queue's
 // intrusive FIFO lists: waiting allocates nothing, and a waiter that goes away
 // unlinks itself.
 //
@@ -34,18 +34,18 @@
 namespace aio::detail {
 
 class queue_core;
-class queue_waiter;
+class item_waiter;
 
 enum class waiter_kind : std::uint8_t { getter, putter, joiner };
 
 // An intrusive FIFO list of waiters: the oldest at the head.
-struct queue_waiter_list {
-    queue_waiter* head = nullptr;
-    queue_waiter* tail = nullptr;
+struct item_waiter_list {
+    item_waiter* head = nullptr;
+    item_waiter* tail = nullptr;
 
     bool empty() const noexcept { return head == nullptr; }
-    inline void push_back(queue_waiter* w) noexcept;
-    inline void remove(queue_waiter* w) noexcept;
+    inline void push_back(item_waiter* w) noexcept;
+    inline void remove(item_waiter* w) noexcept;
 };
 
 // A task suspended on a queue: asyncio's getter or putter future, or join()'s wait
@@ -57,14 +57,14 @@ struct queue_waiter_list {
 //   waiting --(cancel)--> cancelled: the task is scheduled to get cancelled_error
 //   woken --(cancel)--> stays woken; at its turn the task resumes, wakes the next
 //                       waiter in its place and gets cancelled_error
-class queue_waiter : cancel_hook, ready_item {
+class item_waiter : cancel_hook, ready_item {
 public:
     enum class state : std::uint8_t { idle, waiting, woken, cancelled };
 
-    queue_waiter(queue_core& q, waiter_kind kind) noexcept : queue_(&q), kind_(kind) {}
-    queue_waiter(const queue_waiter&) = delete;
-    queue_waiter& operator=(const queue_waiter&) = delete;
-    ~queue_waiter() {
+    item_waiter(queue_core& q, waiter_kind kind) noexcept : queue_(&q), kind_(kind) {}
+    item_waiter(const item_waiter&) = delete;
+    item_waiter& operator=(const item_waiter&) = delete;
+    ~item_waiter() {
         // The frame of a suspended task is destroyed (its loop closes): leave nothing
         // behind that points here.
         if (list_) list_->remove(this);
@@ -82,21 +82,21 @@ protected:
 
 private:
     friend class queue_core;
-    friend struct queue_waiter_list;
+    friend struct item_waiter_list;
 
     static bool on_cancel(cancel_hook* hook) noexcept;
     static void on_turn(ready_item* item) noexcept;
 
-    queue_waiter* prev_ = nullptr;
-    queue_waiter* next_ = nullptr;
-    queue_waiter_list* list_ = nullptr;  // the list it is linked into, if any
+    item_waiter* prev_ = nullptr;
+    item_waiter* next_ = nullptr;
+    item_waiter_list* list_ = nullptr;  // the list it is linked into, if any
     task_state* task_ = nullptr;
     loop_core* loop_ = nullptr;
     waiter_kind kind_;
     state state_ = state::idle;
 };
 
-inline void queue_waiter_list::push_back(queue_waiter* w) noexcept {
+inline void item_waiter_list::push_back(item_waiter* w) noexcept {
     w->list_ = this;
     w->next_ = nullptr;
     w->prev_ = tail;
@@ -105,7 +105,7 @@ inline void queue_waiter_list::push_back(queue_waiter* w) noexcept {
     tail = w;
 }
 
-inline void queue_waiter_list::remove(queue_waiter* w) noexcept {
+inline void item_waiter_list::remove(item_waiter* w) noexcept {
     if (w->prev_) w->prev_->next_ = w->next_;
     else head = w->next_;
     if (w->next_) w->next_->prev_ = w->prev_;
@@ -124,8 +124,8 @@ public:
     // (until cancelled, or until their loop closes), and one already woken gets
     // aio::runtime_error when it resumes.
     ~queue_core() {
-        for (queue_waiter_list* l : {&getters_, &putters_, &joiners_, &woken_})
-            while (queue_waiter* w = l->head) {
+        for (item_waiter_list* l : {&getters_, &putters_, &joiners_, &woken_})
+            while (item_waiter* w = l->head) {
                 l->remove(w);
                 w->queue_ = nullptr;
             }
@@ -179,9 +179,9 @@ protected:
     }
 
 private:
-    friend class queue_waiter;
+    friend class item_waiter;
 
-    queue_waiter_list& list_of(waiter_kind kind) noexcept {
+    item_waiter_list& list_of(waiter_kind kind) noexcept {
         return kind == waiter_kind::getter ? getters_ : kind == waiter_kind::putter ? putters_ : joiners_;
     }
 
@@ -194,17 +194,17 @@ private:
     }
 
     // asyncio's _wakeup_next: the oldest waiter's task resumes at its turn (rule 4).
-    void wake(queue_waiter* w) {
+    void wake(item_waiter* w) {
         w->list_->remove(w);
         woken_.push_back(w);
-        w->state_ = queue_waiter::state::woken;
+        w->state_ = item_waiter::state::woken;
         w->loop_->push(w);
     }
-    void wake_next(queue_waiter_list& l) {
-        if (queue_waiter* w = l.head) wake(w);
+    void wake_next(item_waiter_list& l) {
+        if (item_waiter* w = l.head) wake(w);
     }
-    void wake_all(queue_waiter_list& l) {
-        while (queue_waiter* w = l.head) wake(w);
+    void wake_all(item_waiter_list& l) {
+        while (item_waiter* w = l.head) wake(w);
     }
 
     // A woken waiter whose task was cancelled before its turn: the one behind it gets
@@ -214,17 +214,17 @@ private:
         if (kind == waiter_kind::putter && !full()) wake_next(putters_);
     }
 
-    queue_waiter_list getters_;
-    queue_waiter_list putters_;
-    queue_waiter_list joiners_;
-    queue_waiter_list woken_;  // woken, their turn not come yet
+    item_waiter_list getters_;
+    item_waiter_list putters_;
+    item_waiter_list joiners_;
+    item_waiter_list woken_;  // woken, their turn not come yet
     std::size_t maxsize_;
     std::size_t size_ = 0;
     std::size_t unfinished_ = 0;  // items put and not yet marked task_done()
     bool shut_down_ = false;
 };
 
-inline void queue_waiter::wait(std::coroutine_handle<> h, const char* what) {
+inline void item_waiter::wait(std::coroutine_handle<> h, const char* what) {
     task_state& self = suspending_task(what);
     task_ = &self;
     loop_ = self.loop();
@@ -238,7 +238,7 @@ inline void queue_waiter::wait(std::coroutine_handle<> h, const char* what) {
     if (self.must_cancel_ && cancel_walk().from_hook(this)) self.must_cancel_ = false;
 }
 
-inline void queue_waiter::end_wait() {
+inline void item_waiter::end_wait() {
     const state s = std::exchange(state_, state::idle);
     if (s == state::cancelled) {
         throw_if_cancel_pending(task_);
@@ -254,8 +254,8 @@ inline void queue_waiter::end_wait() {
 
 // Waiting: unlink and wake the task to get cancelled_error. Once woken it is too
 // late: cancel() marks the task, and end_wait() delivers the error.
-inline bool queue_waiter::on_cancel(cancel_hook* hook) noexcept {
-    auto& w = static_cast<queue_waiter&>(*hook);
+inline bool item_waiter::on_cancel(cancel_hook* hook) noexcept {
+    auto& w = static_cast<item_waiter&>(*hook);
     if (w.state_ != state::waiting) return false;
     if (w.list_) w.list_->remove(&w);
     w.state_ = state::cancelled;
@@ -266,8 +266,8 @@ inline bool queue_waiter::on_cancel(cancel_hook* hook) noexcept {
 // The woken waiter's turn in the ready queue: asyncio's woken coroutine re-checks
 // the queue in its `while` loop. If another task took the item (or the free slot)
 // meanwhile, wait again at the back of the line; otherwise resume the task now.
-inline void queue_waiter::on_turn(ready_item* item) noexcept {
-    auto& w = static_cast<queue_waiter&>(*item);
+inline void item_waiter::on_turn(ready_item* item) noexcept {
+    auto& w = static_cast<item_waiter&>(*item);
     if (w.list_) w.list_->remove(&w);
     if (w.queue_ && !w.task_->must_cancel_ && w.queue_->must_wait_again(w.kind_)) {
         w.queue_->list_of(w.kind_).push_back(&w);
@@ -281,9 +281,9 @@ inline void queue_waiter::on_turn(ready_item* item) noexcept {
 
 // co_await q.get(): an item at once if there is one; otherwise waits for a put.
 template <class Queue>
-class [[nodiscard]] get_awaiter : queue_waiter {
+class [[nodiscard]] get_awaiter : item_waiter {
 public:
-    explicit get_awaiter(Queue& q) noexcept : queue_waiter(q, waiter_kind::getter), q_(q) {}
+    explicit get_awaiter(Queue& q) noexcept : item_waiter(q, waiter_kind::getter), q_(q) {}
 
     // asyncio's get() does not suspend while the queue has items, or once it is shut
     // down and empty (it raises at once).
@@ -300,10 +300,10 @@ private:
 
 // co_await q.put(x): stores x at once if there is room; otherwise waits for a get.
 template <class Queue>
-class [[nodiscard]] put_awaiter : queue_waiter {
+class [[nodiscard]] put_awaiter : item_waiter {
 public:
     put_awaiter(Queue& q, typename Queue::value_type item)
-        : queue_waiter(q, waiter_kind::putter), q_(q), item_(std::move(item)) {}
+        : item_waiter(q, waiter_kind::putter), q_(q), item_(std::move(item)) {}
 
     bool await_ready() const noexcept { return !q_.full() || q_.is_shut_down(); }
     void await_suspend(std::coroutine_handle<> h) { wait(h, "aio queue put()"); }
@@ -319,9 +319,9 @@ private:
 
 // co_await q.join(): returns once every item put has been marked task_done().
 template <class Queue>
-class [[nodiscard]] join_awaiter : queue_waiter {
+class [[nodiscard]] join_awaiter : item_waiter {
 public:
-    explicit join_awaiter(Queue& q) noexcept : queue_waiter(q, waiter_kind::joiner), q_(q) {}
+    explicit join_awaiter(Queue& q) noexcept : item_waiter(q, waiter_kind::joiner), q_(q) {}
 
     bool await_ready() const noexcept { return q_.unfinished_tasks() == 0; }
     void await_suspend(std::coroutine_handle<> h) { wait(h, "aio queue join()"); }

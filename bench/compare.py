@@ -124,6 +124,18 @@ SCENARIOS = [
     # asyncio figure: asyncio cannot drop pending tasks without cancelling them.
     Scenario("spawn_sleepers_100k", "ns/task", "bench_cancel",
              "BM_aio_spawn_sleepers/100000", "BM_asio_spawn_sleepers/100000", per_item_ns("per_task")),
+    # bench_sync: asyncio.Queue / Lock / Event against asio's idioms (channels, a
+    # never-expiring timer); see the header comment of bench/bench_sync.cpp.
+    Scenario("queue_unbounded_100k", "ns/item", "bench_sync",
+             "BM_aio_queue/100000/0", "BM_asio_queue/100000/0", per_item_ns("per_item")),
+    Scenario("queue_maxsize1_100k", "ns/item", "bench_sync",
+             "BM_aio_queue/100000/1", "BM_asio_queue/100000/1", per_item_ns("per_item")),
+    Scenario("lock_uncontended", "ns/acquire", "bench_sync",
+             "BM_aio_lock_uncontended/100000", "BM_asio_lock_uncontended/100000", per_item_ns("per_acquire")),
+    Scenario("lock_contended_10", "ns/acquire", "bench_sync",
+             "BM_aio_lock_contended/10000", "BM_asio_lock_contended/10000", per_item_ns("per_acquire")),
+    Scenario("event_wake_10k", "ns/waiter", "bench_sync",
+             "BM_aio_event/10000", "BM_asio_event/10000", per_item_ns("per_waiter")),
 ]
 
 # Not a column of its own: the sequential baseline of the sleep_scale demo.

@@ -187,6 +187,121 @@ def measure_cancel_sleepers(n: int) -> int:
     return asyncio.run(main())
 
 
+def measure_queue(n: int, maxsize: int) -> int:
+    """A producer task puts the ints 0..n-1 into an asyncio.Queue(maxsize), a
+    consumer task gets them (bench_sync's queue; maxsize 0: unbounded)."""
+    async def main() -> int:
+        q: asyncio.Queue[int] = asyncio.Queue(maxsize)
+        total = 0
+
+        async def producer() -> None:
+            for i in range(n):
+                await q.put(i)
+
+        async def consumer() -> None:
+            nonlocal total
+            for _ in range(n):
+                total += await q.get()
+
+        start = time.perf_counter_ns()
+        p = asyncio.create_task(producer())
+        c = asyncio.create_task(consumer())
+        await p
+        await c
+        elapsed = time.perf_counter_ns() - start
+        if total != n * (n - 1) // 2:
+            raise RuntimeError("queue: the consumer did not get every item")
+        return elapsed
+    return asyncio.run(main())
+
+
+def measure_queue_unbounded(n: int) -> int:
+    return measure_queue(n, 0)
+
+
+def measure_queue_maxsize1(n: int) -> int:
+    return measure_queue(n, 1)
+
+
+def measure_lock_uncontended(n: int) -> int:
+    """One task does `async with lock: pass` n times (nobody else wants it)."""
+    async def main() -> int:
+        lock = asyncio.Lock()
+        acquired = 0
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            async with lock:
+                acquired += 1
+        elapsed = time.perf_counter_ns() - start
+        if acquired != n or lock.locked():
+            raise RuntimeError("lock_uncontended: an acquisition is missing")
+        return elapsed
+    return asyncio.run(main())
+
+
+LOCK_TASKS = 10
+
+
+def measure_lock_contended(n: int) -> int:
+    """LOCK_TASKS tasks each do n / LOCK_TASKS rounds of
+    `async with lock: await asyncio.sleep(0)`; n acquisitions in all."""
+    k = n // LOCK_TASKS
+
+    async def main() -> int:
+        lock = asyncio.Lock()
+        holders = acquired = violations = 0
+
+        async def worker() -> None:
+            nonlocal holders, acquired, violations
+            for _ in range(k):
+                async with lock:
+                    holders += 1
+                    if holders != 1:
+                        violations += 1
+                    acquired += 1
+                    await asyncio.sleep(0)
+                    holders -= 1
+
+        start = time.perf_counter_ns()
+        await asyncio.gather(*[asyncio.create_task(worker()) for _ in range(LOCK_TASKS)])
+        elapsed = time.perf_counter_ns() - start
+        if violations or acquired != k * LOCK_TASKS:
+            raise RuntimeError("lock_contended: mutual exclusion broken or an acquisition missing")
+        return elapsed
+    return asyncio.run(main())
+
+
+def measure_event_wake(n: int) -> int:
+    """n tasks `await event.wait()`; once all wait, event.set(); timed from
+    creating the first task until every one has resumed (spawn included, as in
+    bench_sync)."""
+    async def main() -> int:
+        event = asyncio.Event()
+        waiting = resumed = 0
+
+        async def waiter() -> None:
+            nonlocal waiting, resumed
+            waiting += 1
+            await event.wait()
+            resumed += 1
+
+        start = time.perf_counter_ns()
+        tasks = [asyncio.create_task(waiter()) for _ in range(n)]
+        await asyncio.sleep(0)  # every waiter has run to its wait
+        if waiting != n or resumed != 0:
+            raise RuntimeError("event_wake: not every waiter is waiting")
+        event.set()
+        for _ in range(8):  # one sleep(0) suffices: set() queued every waiter first
+            if resumed == n:
+                break
+            await asyncio.sleep(0)
+        elapsed = time.perf_counter_ns() - start
+        if resumed != n or not all(t.done() for t in tasks):
+            raise RuntimeError("event_wake: not every waiter resumed")
+        return elapsed
+    return asyncio.run(main())
+
+
 # --------------------------------------------------------------------------
 # Macro scenarios: each returns its complete result object
 # --------------------------------------------------------------------------
@@ -339,6 +454,11 @@ SCENARIOS: dict[str, Micro | Macro] = {
     "sleeping_tasks_100k": Micro(measure_sleeping_tasks, "ns/timer", 100_000, 10_000),
     "wait_for_in_time":    Micro(measure_wait_for, "ns/call", 200_000, 20_000),
     "cancel_sleepers_100k": Micro(measure_cancel_sleepers, "ns/task", 100_000, 10_000),
+    "queue_unbounded_100k": Micro(measure_queue_unbounded, "ns/item", 100_000, 10_000),
+    "queue_maxsize1_100k": Micro(measure_queue_maxsize1, "ns/item", 100_000, 10_000),
+    "lock_uncontended":    Micro(measure_lock_uncontended, "ns/acquire", 100_000, 10_000),
+    "lock_contended_10":   Micro(measure_lock_contended, "ns/acquire", 100_000, 10_000),
+    "event_wake_10k":      Micro(measure_event_wake, "ns/waiter", 10_000, 10_000),
     "memory_1m_sleeping":  Macro(report_memory_sleeping, 1_000_000, 20_000),
     "oversleep_1ms":       Macro(report_oversleep, 1_000, 200),
     "sleep_scale":         Macro(report_sleep_scale, 100, 20),

@@ -76,7 +76,10 @@ protected:
     inline void wait(std::coroutine_handle<> h, const char* what);
     // await_resume: throws cancelled_error if the task was cancelled while it waited;
     // a woken waiter cancelled before its turn first wakes the next one in its place.
-    inline void end_wait();
+    void end_wait() {
+        if (state_ != state::idle) [[unlikely]]
+            end_suspended_wait();  // it did suspend: see how it was woken
+    }
 
     queue_core* queue_;  // null once the queue is destroyed
 
@@ -84,6 +87,7 @@ private:
     friend class queue_core;
     friend struct item_waiter_list;
 
+    inline void end_suspended_wait();
     static bool on_cancel(cancel_hook* hook) noexcept;
     static void on_turn(ready_item* item) noexcept;
 
@@ -238,7 +242,7 @@ inline void item_waiter::wait(std::coroutine_handle<> h, const char* what) {
     if (self.must_cancel_ && cancel_walk().from_hook(this)) self.must_cancel_ = false;
 }
 
-inline void item_waiter::end_wait() {
+inline void item_waiter::end_suspended_wait() {
     const state s = std::exchange(state_, state::idle);
     if (s == state::cancelled) {
         throw_if_cancel_pending(task_);

@@ -26,21 +26,10 @@
 
 using namespace std::chrono_literals;
 using aio_test::ticker;
+using aio_test::settle;
 using aio_test::trace;
 using aio_test::yes_no;
 using lines = std::vector<std::string>;
-
-namespace {
-
-template <class T>
-aio::task<> settle(aio::task_handle<T> h) {
-    try {
-        co_await h;
-    } catch (...) {
-    }
-}
-
-}  // namespace
 
 // import asyncio
 // log = []

@@ -4,6 +4,7 @@
 
 #include <aio/sleep.hpp>
 #include <aio/task.hpp>
+#include <aio/task_handle.hpp>
 
 #include <chrono>
 #include <stdexcept>
@@ -35,6 +36,16 @@ inline aio::task<int> number(int n, int yields = 0) {
 inline aio::task<int> failing(std::string what, int yields = 0) {
     for (int i = 0; i < yields; ++i) co_await aio::sleep(std::chrono::seconds(0));
     throw boom(what);
+}
+
+// Awaits a task handle, swallowing its exception (asyncio's
+// gather(..., return_exceptions=True) for one task).
+template <class T>
+aio::task<> settle(aio::task_handle<T> h) {
+    try {
+        co_await h;
+    } catch (...) {
+    }
 }
 
 // Python's spelling of a bool, for traces compared with CPython's output.

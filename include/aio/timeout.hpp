@@ -132,10 +132,9 @@ private:
         task_->cancel();
     }
 
-    // The scope ends; true when its own expiry is what ended the work.
+    // The scope ends (run()'s guard disarms the timer); true when its own expiry is
+    // what ended the work.
     bool leave(bool cancelled) noexcept {
-        timer_.cancel();
-        timer_ = handle();
         if (state_ == state::expiring) {
             state_ = state::expired;
             return task_->uncancel() <= cancelling_ && cancelled;

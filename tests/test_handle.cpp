@@ -1,9 +1,12 @@
 // aio::handle and aio::timer_handle: what call_soon / call_later / call_at return —
 // cancel(), cancelled(), when(), copies, and handles that outlive their loop.
+// Cancelled timers release their callbacks at once and never pile up in the loop.
 
 #include <aio/event_loop.hpp>
 #include <aio/handle.hpp>
+#include <aio/detail/loop_core.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -111,6 +114,55 @@ TEST_CASE("cancelling a timer handle removes the timer: it never fires") {
     });
     loop.run_forever();
     REQUIRE(log.events == lines{"stop"});
+}
+
+TEST_CASE("cancelling a timer releases what its callback captured at once, as asyncio drops the callback") {
+    counted::reset();
+    aio::event_loop loop;
+    aio::timer_handle t;
+    {
+        counted c(7);
+        t = loop.call_later(1h, [c] {});
+    }
+    REQUIRE(counted::alive() == 1);
+    t.cancel();
+    REQUIRE(counted::alive() == 0);  // the handle and the loop still hold the node, not the callback
+    REQUIRE(t.cancelled());
+}
+
+TEST_CASE("a callback cancelled while it waits its turn in the ready queue is released at once and never runs") {
+    counted::reset();
+    trace log;
+    aio::event_loop loop;
+    const auto when = loop.time() + 2ms;
+    std::vector<aio::timer_handle> later;
+    loop.call_at(when, [&] {
+        log("first");
+        for (auto& h : later) h.cancel();  // fired with it, queued behind it
+        log("alive " + std::to_string(counted::alive()));
+    });
+    {
+        counted c(1);
+        for (int i = 0; i < 100; ++i) later.push_back(loop.call_at(when, [&log, c] { log("later"); }));
+    }
+    loop.call_soon([] { std::this_thread::sleep_for(5ms); });  // all of them due at once
+    loop.call_later(30ms, [&] { loop.stop(); });
+    loop.run_forever();
+    REQUIRE(log.events == lines{"first", "alive 0"});
+}
+
+TEST_CASE("a hundred thousand timers armed and cancelled one at a time never pile up") {
+    aio::event_loop loop;
+    auto& queue = aio::detail::loop_access::core(loop).timers;
+    aio::timer_handle keep = loop.call_later(1h, [] {});
+    std::size_t most = 0;
+    for (int i = 0; i < 100'000; ++i) {
+        aio::timer_handle t = loop.call_later(10s + i * 1us, [] { FAIL("fired"); });
+        t.cancel();
+        most = std::max(most, queue.size());
+    }
+    REQUIRE(most < 100);
+    keep.cancel();
 }
 
 TEST_CASE("timer_handle::when() is the deadline passed to call_at, or now plus the delay for call_later") {

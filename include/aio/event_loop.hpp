@@ -63,13 +63,18 @@ public:
         requires std::is_invocable_v<std::decay_t<F>&>
     handle call_soon(F&& f) {
         core_.check_open();
-        auto* node = make_callback(std::forward<F>(f));
-        core_.push(&node->item);
+        auto* node = core_.make_callback(std::forward<F>(f));
+        try {
+            core_.push(&node->item);
+        } catch (...) {
+            node->release();
+            throw;
+        }
         return handle(node);
     }
 
     // Schedules f() for `delay` from now (a delay <= 0 means the next iteration's
-    // timer check). Cancelling the handle removes the timer.
+    // timer check). Cancelling the handle disarms the timer.
     template <class Rep, class Period, class F>
         requires std::is_invocable_v<std::decay_t<F>&>
     timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& f) {
@@ -81,14 +86,8 @@ public:
         requires std::is_invocable_v<std::decay_t<F>&>
     timer_handle call_at(time_point when, F&& f) {
         core_.check_open();
-        auto* node = make_callback(std::forward<F>(f));
-        node->when = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
-        try {
-            core_.timers.push(node->when, reinterpret_cast<std::uintptr_t>(node) | detail::timer_is_callback);
-        } catch (...) {
-            node->release();
-            throw;
-        }
+        auto* node = core_.make_callback(std::forward<F>(f));
+        core_.arm(node, std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count());
         return timer_handle(node);
     }
 
@@ -111,32 +110,6 @@ public:
     }
 
 private:
-    template <class F>
-    detail::callback_node* make_callback(F&& f) {
-        auto* node = new detail::callback_impl<std::decay_t<F>>(std::forward<F>(f));
-        node->loop = &core_;
-        node->item.run = run_callback;
-        node->item.discard = discard_callback;
-        return node;
-    }
-
-    static void run_callback(detail::ready_item* item) noexcept {
-        auto* node = detail::callback_node::from_item(item);
-        if (!node->cancelled && node->loop) {
-            try {
-                node->invoke(node);
-            } catch (...) {
-                node->loop->report({"Exception in callback", std::current_exception(), {}});
-            }
-        }
-        node->release();
-    }
-    static void discard_callback(detail::ready_item* item) noexcept {
-        auto* node = detail::callback_node::from_item(item);
-        node->loop = nullptr;
-        node->release();
-    }
-
     friend struct detail::loop_access;
     detail::loop_core core_{*this};
 };

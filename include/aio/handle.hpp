@@ -27,15 +27,11 @@ public:
 
     explicit operator bool() const noexcept { return node_ != nullptr; }
 
-    // The callback will not run. A timer leaves the timer queue at once; a callback already
-    // in the ready queue is skipped when its turn comes. No effect once it has run.
+    // The callback will not run. A timer's callable is destroyed at once (what it
+    // captured is released), and the timer never fires; a callback already in the
+    // ready queue is skipped when its turn comes. No effect once it has run.
     void cancel() noexcept {
-        if (!node_ || node_->cancelled) return;
-        node_->cancelled = true;
-        if (node_->armed() && node_->loop) {
-            node_->loop->timers.remove(&node_->timer);
-            node_->release();  // the timer queue's reference
-        }
+        if (node_) detail::loop_core::cancel(node_);
     }
     bool cancelled() const noexcept { return node_ && node_->cancelled; }
 

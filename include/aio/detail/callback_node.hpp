@@ -1,36 +1,54 @@
 #pragma once
-// A callback scheduled with call_soon / call_later / call_at, or a task's done
-// callback: heap-allocated, shared by the loop and the user's handle.
+// A callback scheduled with call_soon / call_later / call_at: heap-allocated, shared
+// by the loop and the user's handle.
+//
+// The loop's reference lives in the ready queue or the timer queue. A timer's entry
+// is never touched between arming and firing (see timer_queue.hpp): cancelling it
+// marks the node, destroys the callable at once (as asyncio's cancel() drops the
+// callback), and leaves the entry to be skipped when it fires, or purged.
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <utility>
 
 #include "block_cache.hpp"
 #include "ready_queue.hpp"
-#include "timer_queue.hpp"
 
 namespace aio::detail {
 
 class loop_core;
+struct callback_node;
+
+// What a node does with its callable, one table per callable type.
+struct callback_ops {
+    void (*invoke)(callback_node*);            // may throw; the loop reports it
+    void (*dispose)(callback_node*) noexcept;  // destroys the callable
+    void (*free)(callback_node*) noexcept;     // frees the node (the callable is gone)
+};
 
 struct callback_node {
-    timer_node timer;  // first: the timer queue reaches the node through its address
-    ready_item item;
-    void (*invoke)(callback_node*) = nullptr;  // may throw; the loop reports it
-    void (*destroy)(callback_node*) noexcept = nullptr;
+    ready_item item;  // first: a timer entry's tagged word is also the item's address
+    const callback_ops* ops = nullptr;
     loop_core* loop = nullptr;  // null once the loop has closed
     std::int64_t when = 0;      // deadline, for timers
-    std::uint32_t refs = 1;
+    std::uint32_t refs = 1;     // the loop's, until it lets go
     bool cancelled = false;
+    bool in_timers = false;  // in the timer queue, or fired and not yet run
+    bool disposed = false;   // the callable is gone
 
-    static callback_node* from_item(ready_item* item) noexcept {
-        return reinterpret_cast<callback_node*>(reinterpret_cast<char*>(item) - offsetof(callback_node, item));
-    }
-    bool armed() const noexcept { return timer.slot != timer_node::idle; }
+    static callback_node* from_item(ready_item* item) noexcept { return reinterpret_cast<callback_node*>(item); }
     void add_ref() noexcept { ++refs; }
     void release() noexcept {
-        if (--refs == 0) destroy(this);
+        if (--refs != 0) return;
+        dispose();
+        ops->free(this);
+    }
+    void dispose() noexcept {
+        if (disposed) return;
+        disposed = true;
+        ops->dispose(this);
     }
 };
 
@@ -40,11 +58,21 @@ struct callback_impl final : callback_node {
     static void operator delete(void* p, std::size_t size) noexcept { deallocate_block(p, size); }
 
     template <class G>
-    explicit callback_impl(G&& g) : fn(std::forward<G>(g)) {
-        invoke = [](callback_node* n) { static_cast<callback_impl*>(n)->fn(); };
-        destroy = [](callback_node* n) noexcept { delete static_cast<callback_impl*>(n); };
+    explicit callback_impl(G&& g) {
+        ::new (static_cast<void*>(std::addressof(fn))) F(std::forward<G>(g));
+        ops = &table;
     }
-    F fn;
+    ~callback_impl() {}  // the callable is disposed of explicitly, before
+
+    static constexpr callback_ops table = {
+        [](callback_node* n) { static_cast<callback_impl*>(n)->fn(); },
+        [](callback_node* n) noexcept { static_cast<callback_impl*>(n)->fn.~F(); },
+        [](callback_node* n) noexcept { delete static_cast<callback_impl*>(n); },
+    };
+
+    union {
+        F fn;
+    };
 };
 
 }  // namespace aio::detail

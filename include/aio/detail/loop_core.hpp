@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -86,6 +87,24 @@ inline void print_exception_context(const exception_context& context) noexcept {
 
 void destroy_finished(task_state& t) noexcept;
 
+// The loop's timer entries for the timer queue: a sleep is tracked (its node lives in
+// the sleeping frame, which must never be left behind in the queue); a callback is
+// not (the queue holds a reference to it, and cancelling it only marks it).
+struct loop_timers {
+    static bool tracked(std::uintptr_t tagged) noexcept { return tagged & timer_is_sleep; }
+    static timer_node* node_of(std::uintptr_t tagged) noexcept {
+        return &sleep_node_of(*reinterpret_cast<task_state*>(tagged & ~timer_is_sleep))->timer;
+    }
+    static bool cancelled(std::uintptr_t tagged) noexcept {
+        return reinterpret_cast<callback_node*>(tagged)->cancelled;
+    }
+    static void forget(std::uintptr_t tagged) noexcept {
+        auto* node = reinterpret_cast<callback_node*>(tagged);
+        node->in_timers = false;
+        node->release();
+    }
+};
+
 // The error a cancellation raises in task `t`: aio::cancelled_error, carrying the
 // message of the cancel(msg) that caused it, if any.
 inline cancelled_error cancellation_of(const task_state* t);
@@ -127,6 +146,65 @@ public:
 
     void check_open() const {
         if (closed) throw aio::runtime_error("Event loop is closed");
+    }
+
+    // --- callbacks (call_soon, call_later, call_at)
+
+    // A node for `f`, holding the loop's reference.
+    template <class F>
+    callback_node* make_callback(F&& f) {
+        auto* node = new callback_impl<std::decay_t<F>>(std::forward<F>(f));
+        node->loop = this;
+        node->item.run = run_callback;
+        node->item.discard = discard_callback;
+        return node;
+    }
+
+    // Files a fresh node as a timer due at `when`; lets go of it if that fails.
+    void arm(callback_node* node, std::int64_t when) {
+        node->when = when;
+        try {
+            timers.push(when, reinterpret_cast<std::uintptr_t>(node) | timer_is_callback);
+        } catch (...) {
+            node->release();
+            throw;
+        }
+        node->in_timers = true;
+    }
+
+    // The callback will not run. A timer's callable is destroyed at once and its
+    // entry left to the timer queue; a callback already in the ready queue is
+    // skipped when its turn comes. No effect once it has run.
+    static void cancel(callback_node* node) noexcept {
+        if (node->cancelled) return;
+        node->cancelled = true;
+        if (!node->in_timers) return;
+        if (node->loop) node->loop->timers.cancelled_untracked();  // may purge it at once
+        node->dispose();
+    }
+
+    static void run_callback(ready_item* item) noexcept {
+        auto* node = callback_node::from_item(item);
+        if (node->in_timers) {
+            node->in_timers = false;
+            node->loop->timers.landed(node->cancelled);
+        }
+        if (!node->cancelled) {
+            try {
+                node->ops->invoke(node);
+            } catch (...) {
+                node->loop->report({"Exception in callback", std::current_exception(), {}});
+            }
+        }
+        node->release();
+    }
+
+    // The loop closed with the node still queued: the loop lets go of it.
+    static void discard_callback(ready_item* item) noexcept {
+        auto* node = callback_node::from_item(item);
+        node->loop = nullptr;
+        node->in_timers = false;
+        node->release();
     }
 
     // --- tasks
@@ -210,6 +288,7 @@ public:
 
     void run_once() {
         if (ready.empty() && !stopping) {
+            timers.tidy();
             if (!timers.empty()) poller.wait(timers.next_deadline(), true);
             else if (poller.can_wake()) poller.wait(epoll_poller::no_deadline, true);
             else
@@ -222,9 +301,13 @@ public:
         if (sigint_pending && interrupt_target) [[unlikely]]
             interrupt();
         if (!timers.empty()) fire_due_timers();
+        // A long batch (timers fired together, a gather's children) reaches memory in
+        // no particular order: fetch a few entries ahead to overlap the misses.
+        constexpr std::size_t ahead = 16;
         for (std::size_t n = ready.size(); n > 0; --n) {
             std::uintptr_t entry = ready.pop();
-            if (n > 1) __builtin_prefetch(pointer_of<void>(ready.front()));  // hide the next miss
+            if (n > ahead) __builtin_prefetch(pointer_of<void>(ready.peek(ahead - 1)));
+            else if (n > 1) __builtin_prefetch(pointer_of<void>(ready.front()));
             if (entry) dispatch(entry);
         }
     }
@@ -246,7 +329,7 @@ public:
         }
         // Timers left: callbacks are dropped; sleeps are disarmed before their frames go.
         timers.clear([](const timer_queue::entry& e) {
-            if ((e.tagged & timer_is_sleep) == 0) drop(reinterpret_cast<callback_node*>(e.tagged));
+            if ((e.tagged & timer_is_sleep) == 0) discard_callback(reinterpret_cast<ready_item*>(e.tagged));
         });
         // Tasks still pending end cancelled; their frames are destroyed now, or when
         // the last handle to them goes if someone still holds one.
@@ -320,7 +403,7 @@ public:
 
     event_loop& owner() const noexcept { return owner_; }
 
-    using timer_queue = basic_timer_queue<timer_node_of>;
+    using timer_queue = basic_timer_queue<loop_timers>;
 
     ready_queue ready;
     timer_queue timers;
@@ -365,18 +448,20 @@ private:
     }
 
     void fire_due_timers() {
-        const std::int64_t now = steady_now_ns();
-        timer_queue::entry due;
-        while (timers.pop(now, due)) {
-            const std::uintptr_t tagged = due.tagged;
-            if (tagged & timer_is_sleep) {
-                auto* t = reinterpret_cast<task_state*>(tagged & ~timer_is_sleep);
-                sleep_node_of(*t)->timer.slot = sleep_node::queued;
-                ready.push(entry_of(t, tag_sleep));
-            } else {
-                push(&reinterpret_cast<callback_node*>(tagged)->item);
-            }
-        }
+        timers.pop_due(
+            steady_now_ns(), [this](std::size_t n) { ready.reserve(n); },
+            [this](const timer_queue::entry& due) noexcept {
+                const std::uintptr_t tagged = due.tagged;
+                if (tagged & timer_is_sleep) {
+                    auto* t = reinterpret_cast<task_state*>(tagged & ~timer_is_sleep);
+                    sleep_node_of(*t)->timer.slot = sleep_node::queued;
+                    ready.push(entry_of(t, tag_sleep));
+                } else {
+                    // The node's address is its item's: queued without touching the
+                    // node, which runs (or, cancelled, is skipped) in its turn.
+                    ready.push(entry_of(reinterpret_cast<ready_item*>(tagged), tag_item));
+                }
+            });
     }
 
     void dispatch(std::uintptr_t entry) noexcept {
@@ -426,10 +511,6 @@ private:
         if (t.refs_ == 0) destroy_finished(t);
     }
 
-    static void drop(callback_node* node) noexcept {
-        node->loop = nullptr;
-        node->release();
-    }
 
     event_loop& owner_;
     std::uint64_t next_task_id_ = 1;

@@ -43,12 +43,19 @@ public:
     std::size_t size() const noexcept { return static_cast<std::size_t>(tail_ - head_); }
 
     std::uint64_t push(std::uintptr_t entry) {
-        if (tail_ - head_ == capacity_) grow();
+        if (tail_ - head_ == capacity_) grow(capacity_ + 1);
         slots_[tail_ & (capacity_ - 1)] = entry;
         return tail_++;
     }
 
+    // Room for `n` more entries: pushing them will not throw.
+    void reserve(std::size_t n) {
+        if (capacity_ - size() < n) grow(size() + n);
+    }
+
     std::uintptr_t front() const noexcept { return slots_[head_ & (capacity_ - 1)]; }
+    // The entry `k` places behind the front (k < size()).
+    std::uintptr_t peek(std::size_t k) const noexcept { return slots_[(head_ + k) & (capacity_ - 1)]; }
 
     // Pops the oldest entry; 0 means the entry was withdrawn.
     std::uintptr_t pop() noexcept { return slots_[head_++ & (capacity_ - 1)]; }
@@ -60,9 +67,10 @@ public:
     }
 
 private:
-    void grow() {
+    void grow(std::size_t at_least) {
         std::size_t capacity = capacity_ ? capacity_ * 2 : 64;
-        auto slots = std::make_unique<std::uintptr_t[]>(capacity);
+        while (capacity < at_least) capacity *= 2;
+        auto slots = std::make_unique_for_overwrite<std::uintptr_t[]>(capacity);
         for (std::uint64_t i = head_; i != tail_; ++i) slots[i & (capacity - 1)] = slots_[i & (capacity_ - 1)];
         slots_ = std::move(slots);
         capacity_ = capacity;

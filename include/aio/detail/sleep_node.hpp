@@ -35,13 +35,4 @@ inline sleep_node* sleep_node_of(const task_state& t) noexcept {
 // Low bit of a timer-queue entry: a callback_node, or a task asleep.
 enum : std::uintptr_t { timer_is_callback = 0, timer_is_sleep = 1 };
 
-// Where the timer queue records where an entry is filed.
-struct timer_node_of {
-    timer_node* operator()(std::uintptr_t tagged) const noexcept {
-        if (tagged & timer_is_sleep)
-            return &sleep_node_of(*reinterpret_cast<task_state*>(tagged & ~timer_is_sleep))->timer;
-        return reinterpret_cast<timer_node*>(tagged);
-    }
-};
-
 }  // namespace aio::detail

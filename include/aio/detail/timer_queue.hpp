@@ -17,10 +17,25 @@
 // Equal deadlines always share a bucket, and every move keeps a bucket's order, so
 // ties leave in arming order without a sequence number.
 //
-// Each timer records where it is filed (its node), so that cancelling it removes it
-// at once: its entry becomes a hole, skipped when its bucket is taken out or
-// compacted when holes outnumber live entries there; cancelled timers never fire
-// and never pile up.
+// Cancelled timers never fire and never pile up, in one of two ways, chosen per timer
+// by `Traits::tracked(tagged)`:
+//   - a tracked timer (a sleep, whose node lives in a frame that may go away) records
+//     in its node where it is filed, and cancelling it removes it at once: its entry
+//     becomes a hole, skipped when its bucket is taken out or compacted when holes
+//     outnumber live entries there;
+//   - an untracked timer (a call_later callback, which the queue holds a reference
+//     to) is never touched by the queue between push and pop: cancelling it only
+//     marks its node, and its entry leaves when it is popped (its owner then skips it)
+//     or when cancelled entries come to outnumber the others and are purged, all at
+//     once. Moving entries then reads and writes nothing but the entries, which is
+//     what makes arming and firing cheap; the purge keeps the queue at most twice the
+//     size of its live timers, at an amortised constant cost per cancellation.
+//
+// When the loop takes out everything that is due, a bucket of level 1 or 2 whose
+// timers are all due is not moved down level by level: its deadlines differ only in
+// their low one or two bytes, so a counting sort on those bytes (stable, so ties keep
+// arming order) puts them in order in one or two sequential passes, and they leave
+// together. 100,000 timers due at once are sorted that way.
 //
 // A timer armed for a deadline before last_ (call_at with a time in the past) is
 // already due; such "late" timers wait in a small binary heap of their own and leave
@@ -32,6 +47,7 @@
 #include <memory>
 #include <new>
 #include <stdexcept>
+#include <utility>
 
 namespace aio::detail {
 
@@ -42,8 +58,12 @@ struct timer_node {
     std::uint32_t index = 0;    // its position there
 };
 
-// `NodeOf` maps an entry's tagged word to the timer_node that records its position.
-template <class NodeOf>
+// What the queue asks of an entry's tagged word:
+//   static bool tracked(std::uintptr_t) noexcept;         removed at once when cancelled
+//   static timer_node* node_of(std::uintptr_t) noexcept;  a tracked timer's position
+//   static bool cancelled(std::uintptr_t) noexcept;       an untracked timer was cancelled
+//   static void forget(std::uintptr_t) noexcept;          an untracked timer was purged
+template <class Traits>
 class basic_timer_queue {
 public:
     // `tagged` says which timer this is; pop() returns it as it was pushed.
@@ -61,10 +81,14 @@ public:
     ~basic_timer_queue() {
         for (std::uint32_t i = 0; i < buckets; ++i) ::operator delete(buckets_[i].entries);
         ::operator delete(late_);
+        ::operator delete(scratch_);
     }
 
     bool empty() const noexcept { return size_ == 0; }
+    // Entries queued, cancelled untracked ones included (see stale()).
     std::size_t size() const noexcept { return size_; }
+    // Untracked timers cancelled while queued or in flight (popped, not yet landed()).
+    std::size_t stale() const noexcept { return stale_; }
 
     // A time no later than the earliest deadline (it is that deadline unless a removal
     // left a bucket's bound behind: the loop then wakes early once and finds nothing).
@@ -83,7 +107,9 @@ public:
     }
 
     // Takes out the earliest timer if its deadline is at most `limit`. Throws only
-    // std::bad_alloc (when a bucket cannot grow), leaving the queue as it was.
+    // std::bad_alloc (when a bucket cannot grow), leaving the queue as it was. A
+    // tracked timer's node is marked idle; an untracked timer is in flight until its
+    // owner reports it landed().
     bool pop(std::int64_t limit, entry& out) {
         if (late_size_) [[unlikely]] {
             if (late_[0].deadline > limit) return false;
@@ -99,7 +125,8 @@ public:
                 last_ = key_of(low.min);
                 entry e = low.entries[low.head++];
                 while (e.tagged == 0) e = low.entries[low.head++];
-                node_of(e.tagged)->slot = timer_node::idle;
+                if (Traits::tracked(e.tagged)) Traits::node_of(e.tagged)->slot = timer_node::idle;
+                else ++in_flight_;
                 --size_;
                 if (--low.live == 0) reset(low, b);
                 out = e;
@@ -109,6 +136,44 @@ public:
         }
     }
 
+    // Takes out every timer due by `limit`, in order, as pop() would one by one:
+    // `make_room(n)` is called before n timers are handed to `take(entry)`
+    // (noexcept). Throws only std::bad_alloc, from make_room or from growing a
+    // bucket; the timers not yet handed out are then still in the queue.
+    template <class MakeRoom, class Take>
+    void pop_due(std::int64_t limit, MakeRoom&& make_room, Take&& take) {
+        while (late_size_) {  // late timers precede every other
+            if (late_[0].deadline > limit) return;
+            make_room(1);
+            take(pop_late());
+        }
+        while (size_) {
+            const std::uint32_t b = lowest_bucket();
+            bucket& low = buckets_[b];
+            if (low.min > limit) return;
+            const std::uint32_t level = b / digits;
+            if (level == 0) {  // one deadline: all of it leaves, in arming order
+                make_room(low.live);
+                last_ = key_of(low.min);
+                for (std::uint32_t i = low.head; i < low.size; ++i)
+                    if (low.entries[i].tagged) take(taken(low.entries[i]));
+                size_ -= low.live;
+                reset(low, b);
+            } else if (level <= sorted_levels && low.max <= limit) {
+                const entry* sorted = sort(low, level);
+                const std::uint32_t n = low.live;
+                make_room(n);
+                last_ = key_of(sorted[n - 1].deadline);
+                for (std::uint32_t i = 0; i < n; ++i) take(taken(sorted[i]));
+                size_ -= n;
+                reset(low, b);
+            } else {
+                refile(low, b);
+            }
+        }
+    }
+
+    // Removes a tracked timer.
     void remove(timer_node* node) noexcept {
         const std::uint32_t slot = node->slot, i = node->index;
         node->slot = timer_node::idle;
@@ -117,10 +182,34 @@ public:
         bucket& b = buckets_[slot];
         b.entries[i].tagged = 0;
         if (--b.live == 0) reset(b, slot);
-        else if (b.size - b.head - b.live > compact_after && b.size - b.head > 2 * b.live) compact(b);
+        else if (b.size - b.head - b.live > compact_after && b.size - b.head > 2 * b.live) compact(b, slot);
     }
 
-    // Visits every timer (in no particular order) and empties the queue.
+    // An untracked timer, queued or in flight, was cancelled (its node says so from
+    // now on). Purges the cancelled entries when they outnumber the others (and are
+    // more than a few, so that arming and cancelling one timer at a time does not
+    // sweep every time): those in flight are no longer in the queue, so at least
+    // stale() - in flight of them are, and the purge removes more entries than it
+    // leaves.
+    void cancelled_untracked() noexcept {
+        ++stale_;
+        if (stale_ > in_flight_ + purge_at_least && 2 * (stale_ - in_flight_) > size_) purge();
+    }
+
+    // A popped untracked timer reached its owner, who found it `cancelled` or not.
+    void landed(bool cancelled) noexcept {
+        --in_flight_;
+        if (cancelled) --stale_;
+    }
+
+    // Before the loop blocks: no cancelled timer may keep it waiting, or wake it,
+    // when cancelled entries are at least half the queue.
+    void tidy() noexcept {
+        if (stale_ > in_flight_ && 2 * (stale_ - in_flight_) >= size_) purge();
+    }
+
+    // Visits every timer (in no particular order) and empties the queue; timers in
+    // flight are the caller's.
     template <class F>
     void clear(F&& on_entry) noexcept {
         for (std::uint32_t s = 0; s < buckets; ++s) {
@@ -132,6 +221,8 @@ public:
         for (std::uint32_t i = 0; i < late_size_; ++i) visit_cleared({late_[i].deadline, late_[i].tagged}, on_entry);
         late_size_ = 0;
         size_ = 0;
+        stale_ = 0;
+        in_flight_ = 0;
     }
 
 private:
@@ -140,6 +231,8 @@ private:
     static constexpr std::uint32_t levels = 64 / digit_bits;
     static constexpr std::uint32_t buckets = levels * digits;  // bucket = level * digits + digit
     static constexpr std::uint32_t compact_after = 32;         // holes a bucket may keep
+    static constexpr std::uint32_t sorted_levels = 2;          // see pop_due()
+    static constexpr std::size_t purge_at_least = 32;          // cancelled entries a sweep takes
     static_assert(buckets == late_slot && buckets / 64 <= 32);
 
     struct bucket {
@@ -149,6 +242,7 @@ private:
         std::uint32_t live = 0;
         std::uint32_t capacity = 0;
         std::int64_t min = INT64_MAX;  // no later than its earliest live deadline
+        std::int64_t max = INT64_MIN;  // no earlier than its latest
     };
 
     struct late_entry {
@@ -157,7 +251,13 @@ private:
         std::uintptr_t tagged;
     };
 
-    static timer_node* node_of(std::uintptr_t tagged) noexcept { return NodeOf{}(tagged); }
+    // A tracked entry moved to (slot, index); an untracked one is not touched.
+    static void moved(const entry& e, std::uint32_t slot, std::uint32_t index) noexcept {
+        if (!Traits::tracked(e.tagged)) return;
+        timer_node* node = Traits::node_of(e.tagged);
+        node->slot = slot;
+        node->index = index;
+    }
 
     // Deadlines as unsigned keys with the same order.
     static std::uint64_t key_of(std::int64_t deadline) noexcept {
@@ -185,12 +285,58 @@ private:
 
     void file(bucket& b, std::uint32_t slot, entry e) {
         if (b.size == b.capacity) grow(b);
-        node_of(e.tagged)->slot = slot;
-        node_of(e.tagged)->index = b.size;
+        moved(e, slot, b.size);
         b.entries[b.size++] = e;
         ++b.live;
         if (e.deadline < b.min) b.min = e.deadline;
+        if (e.deadline > b.max) b.max = e.deadline;
         mark_occupied(slot);
+    }
+
+    // An entry leaves the queue for its owner.
+    entry taken(const entry& e) noexcept {
+        if (Traits::tracked(e.tagged)) Traits::node_of(e.tagged)->slot = timer_node::idle;
+        else ++in_flight_;
+        return e;
+    }
+
+    // The live entries of a bucket of `level` >= 1, in (deadline, arming) order, in
+    // scratch space. Their keys differ only in the `level` bytes below the bucket's
+    // digit: one stable counting pass per byte, least significant first (insertion
+    // sort for a handful). Throws only std::bad_alloc, leaving the bucket as it was.
+    const entry* sort(const bucket& b, std::uint32_t level) {
+        const std::uint32_t n = b.live;
+        if (2 * std::size_t{n} > scratch_capacity_) grow_scratch(2 * std::size_t{n});
+        entry* from = scratch_;
+        entry* to = scratch_ + n;
+        std::uint32_t k = 0;
+        for (std::uint32_t i = b.head; i < b.size; ++i)
+            if (b.entries[i].tagged) from[k++] = b.entries[i];
+        if (n <= 16) {
+            for (std::uint32_t i = 1; i < n; ++i) {
+                const entry e = from[i];
+                std::uint32_t j = i;
+                for (; j > 0 && from[j - 1].deadline > e.deadline; --j) from[j] = from[j - 1];
+                from[j] = e;
+            }
+            return from;
+        }
+        for (std::uint32_t byte = 0; byte < level; ++byte) {
+            const unsigned shift = byte * digit_bits;
+            std::uint32_t start[digits] = {};
+            for (std::uint32_t i = 0; i < n; ++i) ++start[(key_of(from[i].deadline) >> shift) % digits];
+            for (std::uint32_t d = 0, sum = 0; d < digits; ++d) sum += std::exchange(start[d], sum);
+            for (std::uint32_t i = 0; i < n; ++i) to[start[(key_of(from[i].deadline) >> shift) % digits]++] = from[i];
+            std::swap(from, to);
+        }
+        return from;
+    }
+
+    void grow_scratch(std::size_t capacity) {
+        auto* bigger = static_cast<entry*>(::operator new(capacity * sizeof(entry)));
+        ::operator delete(scratch_);
+        scratch_ = bigger;
+        scratch_capacity_ = capacity;
     }
 
     // Moves the lowest bucket's timers down: last_ becomes its smallest deadline,
@@ -211,10 +357,7 @@ private:
             for (std::uint32_t below = 0; below < slot; ++below) reset(buckets_[below], below);
             last_ = last;
             for (std::uint32_t j = from.head; j < i; ++j)
-                if (from.entries[j].tagged) {
-                    node_of(from.entries[j].tagged)->slot = slot;
-                    node_of(from.entries[j].tagged)->index = j;
-                }
+                if (from.entries[j].tagged) moved(from.entries[j], slot, j);
             throw;
         }
         reset(from, slot);
@@ -223,19 +366,58 @@ private:
     void reset(bucket& b, std::uint32_t slot) noexcept {
         b.size = b.head = b.live = 0;
         b.min = INT64_MAX;
+        b.max = INT64_MIN;
         occupied_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
         if (occupied_[slot / 64] == 0) summary_ &= ~(std::uint32_t{1} << (slot / 64));
     }
 
-    void compact(bucket& b) noexcept {
+    // Closes up a bucket's holes and, with `purging`, drops its cancelled untracked
+    // entries; returns how many of those it dropped.
+    std::size_t compact(bucket& b, std::uint32_t slot, bool purging = false) noexcept {
         std::uint32_t out = 0;
+        std::size_t dropped = 0;
         for (std::uint32_t i = b.head; i < b.size; ++i) {
-            if (b.entries[i].tagged == 0) continue;
-            node_of(b.entries[i].tagged)->index = out;
-            b.entries[out++] = b.entries[i];
+            const entry e = b.entries[i];
+            if (e.tagged == 0) continue;
+            if (purging && drop_if_cancelled(e.tagged)) {
+                ++dropped;
+                continue;
+            }
+            moved(e, slot, out);
+            b.entries[out++] = e;
         }
         b.size = out;
         b.head = 0;
+        b.live = out;
+        return dropped;
+    }
+
+    static bool drop_if_cancelled(std::uintptr_t tagged) noexcept {
+        if (Traits::tracked(tagged) || !Traits::cancelled(tagged)) return false;
+        Traits::forget(tagged);
+        return true;
+    }
+
+    // Drops every cancelled untracked entry. Bucket bounds stay valid (they may only
+    // become earlier than the earliest deadline left).
+    void purge() noexcept {
+        std::size_t dropped = 0;
+        for (std::uint32_t w = 0; w < buckets / 64; ++w)
+            for (std::uint64_t bits = occupied_[w]; bits; bits &= bits - 1) {
+                const std::uint32_t slot = w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(bits));
+                bucket& b = buckets_[slot];
+                dropped += compact(b, slot, true);
+                if (b.live == 0) reset(b, slot);
+            }
+        std::uint32_t kept = 0;
+        for (std::uint32_t i = 0; i < late_size_; ++i) {
+            if (drop_if_cancelled(late_[i].tagged)) ++dropped;
+            else late_[kept++] = late_[i];
+        }
+        late_size_ = kept;
+        for (std::uint32_t i = late_size_; i-- > 0;) late_sift_down(i, late_[i]);
+        size_ -= dropped;
+        stale_ -= dropped;
     }
 
     static void grow(bucket& b) {
@@ -250,7 +432,7 @@ private:
 
     template <class F>
     static void visit_cleared(const entry& e, F& on_entry) noexcept {
-        node_of(e.tagged)->slot = timer_node::idle;
+        if (Traits::tracked(e.tagged)) Traits::node_of(e.tagged)->slot = timer_node::idle;
         on_entry(e);
     }
 
@@ -265,14 +447,15 @@ private:
             late_ = bigger;
             late_capacity_ = capacity;
         }
-        node_of(tagged)->slot = late_slot;
+        if (Traits::tracked(tagged)) Traits::node_of(tagged)->slot = late_slot;
         late_sift_up(late_size_++, {deadline, late_seq_++, tagged});
         ++size_;
     }
 
     entry pop_late() noexcept {
         const late_entry top = late_[0];
-        node_of(top.tagged)->slot = timer_node::idle;
+        if (Traits::tracked(top.tagged)) Traits::node_of(top.tagged)->slot = timer_node::idle;
+        else ++in_flight_;
         --size_;
         if (--late_size_ > 0) late_sift_down(0, late_[late_size_]);
         return {top.deadline, top.tagged};
@@ -291,7 +474,7 @@ private:
 
     void late_place(std::uint32_t i, const late_entry& e) noexcept {
         late_[i] = e;
-        node_of(e.tagged)->index = i;
+        if (Traits::tracked(e.tagged)) Traits::node_of(e.tagged)->index = i;
     }
 
     void late_sift_up(std::uint32_t i, late_entry e) noexcept {
@@ -314,15 +497,19 @@ private:
         late_place(i, e);
     }
 
-    std::unique_ptr<bucket[]> buckets_ = std::make_unique<bucket[]>(buckets);  // 64 KiB
+    std::unique_ptr<bucket[]> buckets_ = std::make_unique<bucket[]>(buckets);  // 80 KiB
     std::uint64_t occupied_[buckets / 64] = {};
     std::uint32_t summary_ = 0;
     std::uint64_t last_ = 0;  // key of the last deadline taken out (0: none yet)
-    std::size_t size_ = 0;    // live timers, late ones included
+    std::size_t size_ = 0;    // entries, late ones included
+    std::size_t stale_ = 0;      // see stale()
+    std::size_t in_flight_ = 0;  // untracked timers popped and not yet landed()
     late_entry* late_ = nullptr;
     std::uint32_t late_size_ = 0;
     std::uint32_t late_capacity_ = 0;
     std::uint64_t late_seq_ = 0;
+    entry* scratch_ = nullptr;  // for sort()
+    std::size_t scratch_capacity_ = 0;
 };
 
 }  // namespace aio::detail

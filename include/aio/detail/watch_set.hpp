@@ -8,17 +8,19 @@
 // — as asyncio's callbacks do. A task that has ended already has its slot queued at
 // once (asyncio's add_done_callback on a finished future schedules the callback).
 //
-// The deadline is a callback node embedded in the set: when it is due, the loop moves
-// it to the ready queue (rule 6) and it runs the owner's `on_timeout`. Its storage is
-// the set's; the loop never frees it (its `destroy` does nothing).
+// The deadline is a call_later-style timer: when it is due, the loop moves it to the
+// ready queue (rule 6) and it runs the owner's `on_timeout`. Stopping the set
+// cancels it, so it never runs after that.
 //
-// Allocation: one block for all the slots. Nothing holds a reference to a task: the
-// owner keeps the handles, and so the tasks, alive for as long as the set exists.
+// Allocation: one block for all the slots, and the timer's node. Nothing holds a
+// reference to a task: the owner keeps the handles, and so the tasks, alive for as
+// long as the set exists.
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../errors.hpp"
@@ -26,7 +28,6 @@
 #include "callback_node.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
-#include "sleep_node.hpp"
 #include "task_state.hpp"
 
 namespace aio::detail {
@@ -40,24 +41,13 @@ struct watch_slot : ready_item {
     watch_slot* next_done = nullptr;    // free for the owner: as_completed's FIFO of ended tasks
 };
 
-struct watch_timer : callback_node {
-    watch_set* owner = nullptr;
-};
-
 class watch_set {
 public:
     using done_fn = void (*)(watch_set&, watch_slot&) noexcept;
     using timeout_fn = void (*)(watch_set&) noexcept;
 
     watch_set(loop_core& loop, done_fn on_done, timeout_fn on_timeout) noexcept
-        : loop_(&loop), on_done_(on_done), on_timeout_(on_timeout) {
-        timer_.owner = this;
-        timer_.item.run = [](ready_item* item) noexcept {
-            auto& t = static_cast<watch_timer&>(*callback_node::from_item(item));
-            t.owner->on_timeout_(*t.owner);
-        };
-        timer_.destroy = [](callback_node*) noexcept {};  // the set's own storage
-    }
+        : loop_(&loop), on_done_(on_done), on_timeout_(on_timeout) {}
     watch_set(const watch_set&) = delete;
     watch_set& operator=(const watch_set&) = delete;
     ~watch_set() { stop(); }
@@ -99,16 +89,18 @@ public:
 
     // Arms the deadline `delay_ns` from now (<= 0: due at the next iteration).
     void arm(std::int64_t delay_ns) {
-        timer_.refs = 1;  // dropped (to no effect) by a loop that closes with it armed
-        const std::int64_t when = deadline_after(steady_now_ns(), delay_ns);
-        loop_->timers.push(when, reinterpret_cast<std::uintptr_t>(static_cast<callback_node*>(&timer_)) |
-                                     timer_is_callback);
+        disarm();
+        callback_node* node = loop_->make_callback([this] { on_timeout_(*this); });
+        loop_->arm(node, deadline_after(steady_now_ns(), delay_ns));
+        node->add_ref();
+        timer_ = node;
     }
 
-    // Removes the deadline, whether it is still in the timer queue or already due.
+    // Cancels the deadline, whether it is still in the timer queue or already due.
     void disarm() noexcept {
-        if (timer_.armed()) loop_->timers.remove(&timer_.timer);
-        loop_->withdraw(&timer_.item);
+        if (!timer_) return;
+        loop_core::cancel(timer_);
+        std::exchange(timer_, nullptr)->release();
     }
 
     // Stops watching one slot's task: its callback will not run.
@@ -134,7 +126,7 @@ private:
     timeout_fn on_timeout_;
     std::unique_ptr<watch_slot[]> slots_;
     std::size_t count_ = 0;
-    watch_timer timer_;
+    callback_node* timer_ = nullptr;  // the deadline, while armed
 };
 
 }  // namespace aio::detail

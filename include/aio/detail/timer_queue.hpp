@@ -125,11 +125,9 @@ public:
                 last_ = key_of(low.min);
                 entry e = low.entries[low.head++];
                 while (e.tagged == 0) e = low.entries[low.head++];
-                if (Traits::tracked(e.tagged)) Traits::node_of(e.tagged)->slot = timer_node::idle;
-                else ++in_flight_;
+                out = taken(e);
                 --size_;
                 if (--low.live == 0) reset(low, b);
-                out = e;
                 return true;
             }
             refile(low, b);
@@ -138,8 +136,9 @@ public:
 
     // Takes out every timer due by `limit`, in order, as pop() would one by one:
     // `make_room(n)` is called before n timers are handed to `take(entry)`
-    // (noexcept). Throws only std::bad_alloc, from make_room or from growing a
-    // bucket; the timers not yet handed out are then still in the queue.
+    // (noexcept, and must leave the queue alone). Throws only std::bad_alloc, from
+    // make_room or from growing a bucket; the timers not yet handed out are then
+    // still in the queue.
     template <class MakeRoom, class Take>
     void pop_due(std::int64_t limit, MakeRoom&& make_room, Take&& take) {
         while (late_size_) {  // late timers precede every other
@@ -454,11 +453,9 @@ private:
 
     entry pop_late() noexcept {
         const late_entry top = late_[0];
-        if (Traits::tracked(top.tagged)) Traits::node_of(top.tagged)->slot = timer_node::idle;
-        else ++in_flight_;
         --size_;
         if (--late_size_ > 0) late_sift_down(0, late_[late_size_]);
-        return {top.deadline, top.tagged};
+        return taken({top.deadline, top.tagged});
     }
 
     void remove_late(std::uint32_t i) noexcept {

@@ -1,6 +1,7 @@
 // The loop's machinery in include/aio/detail: the timer queue (deadline order, ties in
-// arming order, removal from the middle, late timers), the ready queue (FIFO across
-// growth and wrap-around, withdrawal), the tasks' waiter lists and the block cache.
+// arming order, removal from the middle, late timers, batch pops, cancelled untracked
+// timers and their sweeps), the ready queue (FIFO across growth and wrap-around,
+// withdrawal), the tasks' waiter lists and the block cache.
 
 #include <aio/detail/block_cache.hpp>
 #include <aio/detail/ready_queue.hpp>

@@ -54,6 +54,8 @@ struct callback_node {
 
 template <class F>
 struct callback_impl final : callback_node {
+    static_assert(alignof(F) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+                  "aio: a callback over-aligned beyond operator new's default alignment is not supported");
     static void* operator new(std::size_t size) { return allocate_block(size); }
     static void operator delete(void* p, std::size_t size) noexcept { deallocate_block(p, size); }
 

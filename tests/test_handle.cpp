@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -163,6 +164,61 @@ TEST_CASE("a hundred thousand timers armed and cancelled one at a time never pil
     }
     REQUIRE(most < 100);
     keep.cancel();
+}
+
+TEST_CASE("timers armed, cancelled and cancelling each other at random fire in deadline order, once, unless cancelled first") {
+    for (unsigned seed = 1; seed <= 4; ++seed) {
+        counted::reset();
+        aio::event_loop loop;
+        std::mt19937 rng(seed);
+        constexpr int n = 3000;
+        const auto base = loop.time() + 2ms;
+        std::vector<aio::timer_handle> handles(n);
+        std::vector<std::chrono::nanoseconds> offset(n);
+        std::vector<int> fired;
+        std::vector<char> cancelled(n, 0), has_fired(n, 0);
+        auto cancel = [&](int j) {
+            if (!has_fired[static_cast<std::size_t>(j)]) cancelled[static_cast<std::size_t>(j)] = 1;
+            handles[static_cast<std::size_t>(j)].cancel();
+        };
+        {
+            counted c(0);
+            for (int i = 0; i < n; ++i) {
+                // Many ties: offsets over 700 distinct values in the next millisecond.
+                offset[static_cast<std::size_t>(i)] = std::chrono::nanoseconds(std::uniform_int_distribution<int>(0, 699)(rng) * 1400);
+                handles[static_cast<std::size_t>(i)] = loop.call_at(base + offset[static_cast<std::size_t>(i)], [&, i, c] {
+                    REQUIRE_FALSE(cancelled[static_cast<std::size_t>(i)]);
+                    fired.push_back(i);
+                    has_fired[static_cast<std::size_t>(i)] = 1;
+                    if (std::uniform_int_distribution<int>(0, 3)(rng) == 0) cancel(std::uniform_int_distribution<int>(0, n - 1)(rng));
+                });
+            }
+            // Far-future timers, most of them cancelled: sweeps run among the others.
+            for (int i = 0; i < 2000; ++i) {
+                auto far = loop.call_later(1h + i * 1us, [c] { FAIL("fired"); });
+                if (i % 5) far.cancel();
+            }
+        }
+        for (int i = 0; i < n; ++i)
+            if (std::uniform_int_distribution<int>(0, 9)(rng) < 3) cancel(i);
+        loop.call_soon([] { std::this_thread::sleep_for(5ms); });  // every timer due at once
+        loop.call_at(base + 20ms, [&] { loop.stop(); });
+        loop.run_forever();
+
+        std::vector<int> expected;
+        for (int i = 0; i < n; ++i)
+            if (!cancelled[static_cast<std::size_t>(i)]) expected.push_back(i);
+        std::stable_sort(expected.begin(), expected.end(), [&](int a, int b) {
+            return offset[static_cast<std::size_t>(a)] < offset[static_cast<std::size_t>(b)];
+        });
+        REQUIRE(fired == expected);
+        // The callables of the cancelled timers went at once; the others are held by
+        // the handles (and 400 far-future ones by the loop) until those go.
+        REQUIRE(counted::alive() == static_cast<int>(fired.size()) + 400);
+        loop.close();
+        handles.clear();
+        REQUIRE(counted::alive() == 0);
+    }
 }
 
 TEST_CASE("timer_handle::when() is the deadline passed to call_at, or now plus the delay for call_later") {

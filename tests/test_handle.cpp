@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -117,7 +118,7 @@ TEST_CASE("cancelling a timer handle removes the timer: it never fires") {
     REQUIRE(log.events == lines{"stop"});
 }
 
-TEST_CASE("cancelling a timer releases what its callback captured at once, as asyncio drops the callback") {
+TEST_CASE("cancelling a timer releases what its callback captured before the loop's next iteration") {
     counted::reset();
     aio::event_loop loop;
     aio::timer_handle t;
@@ -127,11 +128,97 @@ TEST_CASE("cancelling a timer releases what its callback captured at once, as as
     }
     REQUIRE(counted::alive() == 1);
     t.cancel();
-    REQUIRE(counted::alive() == 0);  // the handle and the loop still hold the node, not the callback
     REQUIRE(t.cancelled());
+    REQUIRE(counted::alive() == 1);  // not inside cancel(): its caller may be what the callback owns
+    int alive_then = -1;
+    loop.call_soon([&] {
+        alive_then = counted::alive();
+        loop.stop();
+    });
+    loop.run_forever();
+    REQUIRE(alive_then == 0);  // the handle still holds the node, not the callback
 }
 
-TEST_CASE("a callback cancelled while it waits its turn in the ready queue is released at once and never runs") {
+TEST_CASE("an object that only its own timer's callback keeps alive survives cancelling it from its own method") {
+    struct session {
+        std::string name = std::string(64, 's');
+        aio::timer_handle idle;
+        std::string stop() {
+            idle.cancel();
+            return name;  // still alive: the callback goes at the loop's next iteration
+        }
+    };
+    aio::event_loop loop;
+    session* raw = nullptr;
+    {
+        auto s = std::make_shared<session>();
+        raw = s.get();
+        s->idle = loop.call_later(1h, [s] { (void)s->stop(); });
+    }
+    std::string stopped;
+    loop.call_soon([&] { stopped = raw->stop(); });
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    REQUIRE(stopped == std::string(64, 's'));  // and LeakSanitizer sees the session go
+}
+
+TEST_CASE("a callback that holds its own timer's only handle survives the sweep its cancellation sets off") {
+    struct state {
+        aio::timer_handle self;
+    };
+    aio::event_loop loop;
+    std::vector<aio::timer_handle> others;
+    for (int i = 0; i < 40; ++i) others.push_back(loop.call_later(1h, [] {}));
+    for (int i = 0; i < 32; ++i) others[static_cast<std::size_t>(i)].cancel();  // not yet worth a sweep
+    auto s = std::make_shared<state>();
+    s->self = loop.call_later(1h, [pad = std::string(100, 'x'), s] {});
+    state* raw = s.get();
+    s.reset();
+    raw->self.cancel();  // the 33rd: a sweep inside cancel() drops the queue's reference
+    REQUIRE(aio::detail::loop_access::core(loop).timers.size() < 40);
+    loop.close();  // the callback, the state and its handle go here, once
+}
+
+TEST_CASE("closing a loop whose timers' callbacks cancel other timers as they are destroyed") {
+    struct cancel_all_on_destroy {
+        std::shared_ptr<std::vector<aio::timer_handle>> handles;
+        ~cancel_all_on_destroy() {
+            if (handles)
+                for (auto& h : *handles) h.cancel();
+        }
+    };
+    counted::reset();
+    {
+        aio::event_loop loop;
+        auto handles = std::make_shared<std::vector<aio::timer_handle>>();
+        loop.call_later(1h, [] {}).cancel();  // only the queue holds it
+        loop.call_later(1h, [g = cancel_all_on_destroy{handles}] {});
+        for (int i = 0; i < 40; ++i) handles->push_back(loop.call_later(1h, [c = counted(i)] {}));
+        handles.reset();
+        loop.close();  // the first callback's destructor cancels the other 40 while the loop lets go of them
+    }
+    REQUIRE(counted::alive() == 0);
+}
+
+TEST_CASE("a callback that holds its own handle is destroyed once it has run, or when its loop closes") {
+    counted::reset();
+    {
+        aio::event_loop loop;
+        auto ran = std::make_shared<aio::timer_handle>();
+        *ran = loop.call_later(1ms, [ran, c = counted(1)] {});
+        auto never = std::make_shared<aio::timer_handle>();
+        *never = loop.call_later(1h, [never, c = counted(2)] {});
+        ran.reset();
+        never.reset();
+        REQUIRE(counted::alive() == 2);
+        loop.call_later(20ms, [&] { loop.stop(); });
+        loop.run_forever();
+        REQUIRE(counted::alive() == 1);  // the one that ran
+    }
+    REQUIRE(counted::alive() == 0);  // the one the closing loop let go of
+}
+
+TEST_CASE("a callback cancelled while it waits its turn in the ready queue never runs and is released") {
     counted::reset();
     trace log;
     aio::event_loop loop;
@@ -140,7 +227,6 @@ TEST_CASE("a callback cancelled while it waits its turn in the ready queue is re
     loop.call_at(when, [&] {
         log("first");
         for (auto& h : later) h.cancel();  // fired with it, queued behind it
-        log("alive " + std::to_string(counted::alive()));
     });
     {
         counted c(1);
@@ -149,7 +235,8 @@ TEST_CASE("a callback cancelled while it waits its turn in the ready queue is re
     loop.call_soon([] { std::this_thread::sleep_for(5ms); });  // all of them due at once
     loop.call_later(30ms, [&] { loop.stop(); });
     loop.run_forever();
-    REQUIRE(log.events == lines{"first", "alive 0"});
+    REQUIRE(log.events == lines{"first"});
+    REQUIRE(counted::alive() == 0);
 }
 
 TEST_CASE("a hundred thousand timers armed and cancelled one at a time never pile up") {
@@ -212,9 +299,9 @@ TEST_CASE("timers armed, cancelled and cancelling each other at random fire in d
             return offset[static_cast<std::size_t>(a)] < offset[static_cast<std::size_t>(b)];
         });
         REQUIRE(fired == expected);
-        // The callables of the cancelled timers went at once; the others are held by
-        // the handles (and 400 far-future ones by the loop) until those go.
-        REQUIRE(counted::alive() == static_cast<int>(fired.size()) + 400);
+        // The callables that ran or were cancelled are gone; the 400 far-future ones
+        // left armed are the loop's until it closes.
+        REQUIRE(counted::alive() == 400);
         loop.close();
         handles.clear();
         REQUIRE(counted::alive() == 0);

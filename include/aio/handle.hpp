@@ -27,9 +27,9 @@ public:
 
     explicit operator bool() const noexcept { return node_ != nullptr; }
 
-    // The callback will not run. A timer's callable is destroyed at once (what it
-    // captured is released), and the timer never fires; a callback already in the
-    // ready queue is skipped when its turn comes. No effect once it has run.
+    // The callback will not run. A timer never fires, and its callable (with what it
+    // captured) is destroyed before the loop's next iteration; a callback already in
+    // the ready queue is skipped when its turn comes. No effect once it has run.
     void cancel() noexcept {
         if (node_) detail::loop_core::cancel(node_);
     }

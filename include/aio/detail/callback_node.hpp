@@ -4,13 +4,17 @@
 //
 // The loop's reference lives in the ready queue or the timer queue. A timer's entry
 // is never touched between arming and firing (see timer_queue.hpp): cancelling it
-// marks the node, destroys the callable at once (as asyncio's cancel() drops the
-// callback), and leaves the entry to be skipped when it fires, or purged.
+// marks the node and leaves the entry to be skipped when it fires, or swept. The
+// callable is destroyed as soon as it can no longer run and no user code can be
+// inside it: after it ran, when the loop lets go of it, or, for a cancelled timer,
+// at the loop's next iteration (asyncio's cancel() drops the callback at once; in
+// C++ that could destroy the object whose method is cancelling).
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "block_cache.hpp"
@@ -24,7 +28,7 @@ struct callback_node;
 // What a node does with its callable, one table per callable type.
 struct callback_ops {
     void (*invoke)(callback_node*);            // may throw; the loop reports it
-    void (*dispose)(callback_node*) noexcept;  // destroys the callable
+    void (*dispose)(callback_node*) noexcept;  // destroys the callable; null when that does nothing
     void (*free)(callback_node*) noexcept;     // frees the node (the callable is gone)
 };
 
@@ -48,7 +52,7 @@ struct callback_node {
     void dispose() noexcept {
         if (disposed) return;
         disposed = true;
-        ops->dispose(this);
+        if (ops->dispose) ops->dispose(this);
     }
 };
 
@@ -68,7 +72,8 @@ struct callback_impl final : callback_node {
 
     static constexpr callback_ops table = {
         [](callback_node* n) { static_cast<callback_impl*>(n)->fn(); },
-        [](callback_node* n) noexcept { static_cast<callback_impl*>(n)->fn.~F(); },
+        std::is_trivially_destructible_v<F> ? nullptr
+                                            : +[](callback_node* n) noexcept { static_cast<callback_impl*>(n)->fn.~F(); },
         [](callback_node* n) noexcept { delete static_cast<callback_impl*>(n); },
     };
 

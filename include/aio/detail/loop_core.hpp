@@ -172,15 +172,35 @@ public:
         node->in_timers = true;
     }
 
-    // The callback will not run. A timer's callable is destroyed at once and its
-    // entry left to the timer queue; a callback already in the ready queue is
-    // skipped when its turn comes. No effect once it has run.
+    // The callback will not run. A timer's entry is left to the timer queue and its
+    // callable destroyed by the loop before its next iteration: not here, where the
+    // caller may be a method of an object that only the callable keeps alive. A
+    // callback already in the ready queue is skipped when its turn comes. No effect
+    // once it has run.
     static void cancel(callback_node* node) noexcept {
         if (node->cancelled) return;
         node->cancelled = true;
         if (!node->in_timers) return;
-        if (node->loop) node->loop->timers.cancelled_untracked();  // may purge it at once
-        node->dispose();
+        loop_core& loop = *node->loop;  // set while in_timers
+        if (loop.closed) return;        // closing: its timers are being let go of
+        loop.timers.cancelled_untracked();  // may sweep it: the caller holds a reference
+        if (!node->ops->dispose) return;    // nothing to destroy
+        node->add_ref();
+        try {
+            loop.disposals.push_back(node);
+        } catch (...) {
+            node->release();  // without memory, the callable goes with the node
+        }
+    }
+
+    // Destroys the callables of the timers cancelled since the last time.
+    void dispose_cancelled() noexcept {
+        while (!disposals.empty()) {  // a destructor may cancel more
+            callback_node* node = disposals.back();
+            disposals.pop_back();
+            node->dispose();
+            node->release();
+        }
     }
 
     static void run_callback(ready_item* item) noexcept {
@@ -196,6 +216,9 @@ public:
                 node->loop->report({"Exception in callback", std::current_exception(), {}});
             }
         }
+        // It will never run again: what it captured goes now, even if a handle lives on
+        // (a callable holding its own handle would otherwise keep itself alive).
+        node->dispose();
         node->release();
     }
 
@@ -204,6 +227,7 @@ public:
         auto* node = callback_node::from_item(item);
         node->loop = nullptr;
         node->in_timers = false;
+        node->dispose();
         node->release();
     }
 
@@ -287,6 +311,7 @@ public:
     }
 
     void run_once() {
+        if (!disposals.empty()) dispose_cancelled();
         if (ready.empty() && !stopping) {
             timers.tidy();
             if (!timers.empty()) poller.wait(timers.next_deadline(), true);
@@ -317,6 +342,7 @@ public:
     void close() {
         if (running) throw aio::runtime_error("Cannot close a running event loop");
         if (closed) return;
+        dispose_cancelled();
         closed = true;
         // Work that never ran.
         while (!ready.empty()) {
@@ -412,6 +438,8 @@ public:
     task_list finished;  // done, still referenced by a handle
     task_state* current = nullptr;
     task_state* interrupt_target = nullptr;  // aio::run's main task, cancelled by Ctrl-C
+    // Cancelled timers whose callables are still to be destroyed (see cancel()).
+    std::vector<callback_node*> disposals;
     // The messages of pending cancel(msg) requests, by task (few, and usually none).
     std::vector<std::pair<const task_state*, std::string>> cancel_messages;
 

@@ -107,7 +107,8 @@ public:
     }
 
     // Takes out the earliest timer if its deadline is at most `limit`. Throws only
-    // std::bad_alloc (when a bucket cannot grow), leaving the queue as it was. A
+    // when a bucket cannot grow (std::bad_alloc, or std::length_error past 2^31
+    // timers in one bucket), leaving the queue as it was. A
     // tracked timer's node is marked idle; an untracked timer is in flight until its
     // owner reports it landed().
     bool pop(std::int64_t limit, entry& out) {
@@ -136,9 +137,9 @@ public:
 
     // Takes out every timer due by `limit`, in order, as pop() would one by one:
     // `make_room(n)` is called before n timers are handed to `take(entry)`
-    // (noexcept, and must leave the queue alone). Throws only std::bad_alloc, from
-    // make_room or from growing a bucket; the timers not yet handed out are then
-    // still in the queue.
+    // (noexcept, and must leave the queue alone). Throws what make_room or growing
+    // a bucket throws (see pop()); the timers not yet handed out are then still in
+    // the queue.
     template <class MakeRoom, class Take>
     void pop_due(std::int64_t limit, MakeRoom&& make_room, Take&& take) {
         while (late_size_) {  // late timers precede every other
@@ -207,21 +208,32 @@ public:
         if (stale_ > in_flight_ && 2 * (stale_ - in_flight_) >= size_) purge();
     }
 
-    // Visits every timer (in no particular order) and empties the queue; timers in
-    // flight are the caller's.
+    // Empties the queue, then visits every timer it held (in no particular order);
+    // timers in flight are the caller's. Tracked timers are all marked idle before
+    // the first visit, and each bucket is detached before its timers are visited, so
+    // what a visit sets off (a destructor cancelling timers) finds an empty queue.
     template <class F>
     void clear(F&& on_entry) noexcept {
+        for (std::uint32_t s = 0; s < buckets; ++s)
+            for (std::uint32_t i = buckets_[s].head; i < buckets_[s].size; ++i)
+                if (buckets_[s].entries[i].tagged) idle(buckets_[s].entries[i].tagged);
+        for (std::uint32_t i = 0; i < late_size_; ++i) idle(late_[i].tagged);
+        const std::uint32_t late_size = std::exchange(late_size_, 0);
+        late_entry* late = std::exchange(late_, nullptr);
+        late_capacity_ = 0;
+        size_ = stale_ = in_flight_ = 0;
         for (std::uint32_t s = 0; s < buckets; ++s) {
-            bucket& b = buckets_[s];
+            const bucket b = buckets_[s];
+            if (b.entries == nullptr) continue;
+            buckets_[s].entries = nullptr;
+            buckets_[s].capacity = 0;
+            reset(buckets_[s], s);
             for (std::uint32_t i = b.head; i < b.size; ++i)
-                if (b.entries[i].tagged) visit_cleared(b.entries[i], on_entry);
-            reset(b, s);
+                if (b.entries[i].tagged) on_entry(b.entries[i]);
+            ::operator delete(b.entries);
         }
-        for (std::uint32_t i = 0; i < late_size_; ++i) visit_cleared({late_[i].deadline, late_[i].tagged}, on_entry);
-        late_size_ = 0;
-        size_ = 0;
-        stale_ = 0;
-        in_flight_ = 0;
+        for (std::uint32_t i = 0; i < late_size; ++i) on_entry(entry{late[i].deadline, late[i].tagged});
+        ::operator delete(late);
     }
 
 private:
@@ -294,7 +306,7 @@ private:
 
     // An entry leaves the queue for its owner.
     entry taken(const entry& e) noexcept {
-        if (Traits::tracked(e.tagged)) Traits::node_of(e.tagged)->slot = timer_node::idle;
+        if (Traits::tracked(e.tagged)) idle(e.tagged);
         else ++in_flight_;
         return e;
     }
@@ -429,10 +441,8 @@ private:
         b.capacity = capacity;
     }
 
-    template <class F>
-    static void visit_cleared(const entry& e, F& on_entry) noexcept {
-        if (Traits::tracked(e.tagged)) Traits::node_of(e.tagged)->slot = timer_node::idle;
-        on_entry(e);
+    static void idle(std::uintptr_t tagged) noexcept {
+        if (Traits::tracked(tagged)) Traits::node_of(tagged)->slot = timer_node::idle;
     }
 
     // --- late timers: a binary heap on (deadline, arming order)

@@ -609,24 +609,21 @@ TEST_CASE("ready queue entries carry their tag and pointer") {
 
 TEST_CASE("a task's waiter list keeps its waiters in the order they came and unlinks any of them") {
     using aio::detail::waiter;
-    waiter* head = nullptr;
+    aio::detail::waiter_list list;
     waiter w[5];
     for (auto& x : w) {
         REQUIRE_FALSE(x.linked());
-        aio::detail::push_waiter(head, &x);
+        list.push_back(&x);
         REQUIRE(x.linked());
     }
-    aio::detail::unlink_waiter(head, &w[0]);  // the head
-    aio::detail::unlink_waiter(head, &w[2]);  // the middle
-    aio::detail::unlink_waiter(head, &w[4]);  // the tail
+    list.unlink(&w[0]);  // the head
+    list.unlink(&w[2]);  // the middle
+    list.unlink(&w[4]);  // the tail
     REQUIRE_FALSE(w[0].linked());
     std::vector<waiter*> order;
-    while (waiter* x = head) {
-        order.push_back(x);
-        aio::detail::unlink_waiter(head, x);
-    }
+    while (waiter* x = list.pop_front()) order.push_back(x);
     REQUIRE(order == std::vector<waiter*>{&w[1], &w[3]});
-    REQUIRE(head == nullptr);
+    REQUIRE(list.empty());
 }
 
 TEST_CASE("the block cache hands a freed block of the same size class back out") {

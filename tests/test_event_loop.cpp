@@ -7,6 +7,7 @@
 
 #include <aio/create_task.hpp>
 #include <aio/errors.hpp>
+#include <aio/event.hpp>
 #include <aio/event_loop.hpp>
 #include <aio/exception_context.hpp>
 #include <aio/handle.hpp>
@@ -17,6 +18,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -634,8 +636,11 @@ TEST_CASE("cancelling ten thousand far-future timers leaves none of them in the 
     REQUIRE(loop.run_until_complete(short_task()) == 3);
     REQUIRE(steady::now() - start < 10s);
     REQUIRE(queue.empty());  // the loop swept them before it waited
-    // Nothing is left that could wake the loop: it says so at once instead of waiting an hour.
-    REQUIRE_THROWS_AS(loop.run_forever(), aio::runtime_error);
+    // Nothing is left that could wake the loop: a task that waits forever is reported
+    // at once instead of after an hour.
+    aio::event never_set;
+    auto waits_forever = [&]() -> aio::task<> { co_await never_set.wait(); };
+    REQUIRE_THROWS_AS(loop.run_until_complete(waits_forever()), aio::runtime_error);
 }
 
 TEST_CASE("a timer whose deadline lies beyond the clock's range neither overflows nor fires early") {
@@ -656,9 +661,27 @@ TEST_CASE("a timer whose deadline lies beyond the clock's range neither overflow
     REQUIRE(c.when() > loop.time() + 24h);
 }
 
-TEST_CASE("run_forever with nothing that could ever run throws aio::runtime_error instead of hanging") {
+// run_forever() used to throw on a loop with nothing ready, no timer and no descriptor.
+// It blocks now, as asyncio's does: another thread may always post to the loop's inbox
+// (call_soon_threadsafe), so an empty loop is not a deadlock.
+TEST_CASE("run_forever on an empty loop blocks until another thread posts to it") {
     aio::event_loop loop;
-    REQUIRE_THROWS_AS(loop.run_forever(), aio::runtime_error);
+    auto& core = aio::detail::loop_access::core(loop);
+    struct stopper : aio::detail::inbox_node {
+        aio::detail::loop_core* loop;
+    } node;
+    node.loop = &core;
+    node.run = [](aio::detail::ready_item* item) noexcept { static_cast<stopper*>(item)->loop->stopping = true; };
+    std::atomic<bool> started{false};
+    std::thread poster([&] {
+        while (!core.running_elsewhere()) std::this_thread::yield();
+        started = true;
+        std::this_thread::sleep_for(20ms);  // let the loop go to sleep in the poller
+        core.post(&node);
+    });
+    loop.run_forever();
+    poster.join();
+    REQUIRE(started);
     REQUIRE_FALSE(loop.is_running());
     // The loop is still usable.
     REQUIRE(loop.run_until_complete(value_after(1, 2)) == 2);

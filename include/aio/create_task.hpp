@@ -30,7 +30,7 @@ inline std::vector<any_task_handle> all_tasks() {
     get_running_loop();
     std::vector<any_task_handle> tasks;
     tasks.reserve(detail::running_loop->pending.size);
-    for (detail::task_state* t = detail::running_loop->pending.head; t; t = t->next_)
+    for (detail::task_state* t = detail::running_loop->pending.front(); t; t = detail::running_loop->pending.next(t))
         tasks.push_back(detail::handle_access::adopt(t));
     return tasks;
 }

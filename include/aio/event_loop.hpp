@@ -32,6 +32,10 @@ public:
     using exception_handler = std::function<void(event_loop&, const exception_context&)>;
 
     event_loop() = default;
+    // A loop on a manual clock: time() reads `clock`, which moves only when advanced,
+    // or when the loop, with nothing to run but timers, jumps it to the next one. For
+    // tests and simulations; the clock must outlive the loop.
+    explicit event_loop(detail::manual_clock& clock) : core_(*this, &clock) {}
     // Closes the loop if it is still open (see close()).
     ~event_loop() = default;
     event_loop(const event_loop&) = delete;
@@ -43,8 +47,8 @@ public:
     template <class T>
     T run_until_complete(task<T> main);
 
-    // Runs until stop() is called. Throws aio::runtime_error when nothing is left
-    // that could ever run (a deadlock).
+    // Runs until stop() is called. With nothing to run, it waits — as asyncio's does —
+    // for a timer, I/O or a call from another thread.
     void run_forever() { core_.run_forever(); }
 
     // The loop finishes the iteration it is in, then run_forever() returns.
@@ -56,7 +60,9 @@ public:
 
     bool is_running() const noexcept { return core_.running; }
     bool is_closed() const noexcept { return core_.closed; }
-    time_point time() const noexcept { return clock::now(); }
+    time_point time() const noexcept {
+        return time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(core_.now())));
+    }
 
     // Schedules f() at the back of the ready queue. Allocates the callback.
     template <class F>
@@ -78,7 +84,7 @@ public:
     template <class Rep, class Period, class F>
         requires std::is_invocable_v<std::decay_t<F>&>
     timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& f) {
-        const std::int64_t when = detail::deadline_after(detail::steady_now_ns(), detail::saturating_ns(delay));
+        const std::int64_t when = detail::deadline_after(core_.now(), detail::saturating_ns(delay));
         return call_at(time_point(std::chrono::nanoseconds(when)), std::forward<F>(f));
     }
 
@@ -133,10 +139,10 @@ struct stop_when_done : ready_item {
     stop_when_done(loop_core& loop, task_state& t) : loop_(loop), task_(t) {
         run = [](ready_item* item) noexcept { static_cast<stop_when_done*>(item)->loop_.stopping = true; };
         link_.entry = entry_of(static_cast<ready_item*>(this), tag_item);
-        push_waiter(task_.waiters_, &link_);
+        task_.waiters_.push_back(&link_);
     }
     ~stop_when_done() {
-        if (link_.linked()) unlink_waiter(task_.waiters_, &link_);
+        if (link_.linked()) task_.waiters_.unlink(&link_);
         loop_.withdraw(this);
     }
     stop_when_done(const stop_when_done&) = delete;
@@ -154,7 +160,7 @@ namespace detail {
 inline void run_until_done(loop_core& loop, task_state& t) {
     {
         stop_when_done stopper(loop, t);
-        loop.run_forever();
+        loop.run_until([&] { return loop.stopping; });  // a deadlock is an error here
     }
     if (!t.done()) throw aio::runtime_error("Event loop stopped before the task completed");
 }

@@ -22,7 +22,7 @@ inline void cancel_all_tasks(loop_core& loop) {
     std::vector<any_task_handle> tasks;
     if (loop.pending.size != 0) {
         tasks.reserve(loop.pending.size);
-        for (task_state* t = loop.pending.head; t; t = t->next_) tasks.push_back(handle_access::adopt(t));
+        for (task_state* t = loop.pending.front(); t; t = loop.pending.next(t)) tasks.push_back(handle_access::adopt(t));
         for (any_task_handle& h : tasks) h.cancel();
         std::size_t next = 0;
         loop.run_until([&] {
@@ -58,7 +58,7 @@ T run(task<T> main) {
     if (detail::running_loop) throw aio::runtime_error("aio::run() cannot be called from a running event loop");
     event_loop loop;
     detail::loop_core& core = detail::loop_access::core(loop);
-    detail::sigint_scope sigint(core.poller.wake_fd());
+    detail::sigint_scope sigint(core.multiplexer.waker());
     // Ends the program's tasks and closes the loop, on every way out.
     auto shut_down = [&](bool quietly) {
         core.interrupt_target = nullptr;

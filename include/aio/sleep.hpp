@@ -48,7 +48,7 @@ public:
             node_.timer = {};
             t.run_.awaiting = reinterpret_cast<std::uintptr_t>(&node_) | detail::awaiting_sleep;
             try {
-                loop.timers.push(detail::deadline_after(detail::steady_now_ns(), delay),
+                loop.timers.push(detail::deadline_after(loop.now(), delay),
                                  reinterpret_cast<std::uintptr_t>(&t) | detail::timer_is_sleep);
             } catch (...) {
                 t.run_.awaiting = 0;

@@ -180,7 +180,7 @@ struct done_callback final : ready_item {
                 self->fn(std::as_const(self->handle));
             } catch (...) {
                 task_state* t = handle_access::state(self->handle);
-                if (loop_core* loop = t->loop()) loop->report({"Exception in done callback", std::current_exception(), {}});
+                if (scheduler* loop = t->loop()) core_of(loop)->report({"Exception in done callback", std::current_exception(), {}});
             }
             delete self;
         };
@@ -199,14 +199,14 @@ void task_handle<T>::add_done_callback(F f) {
     static_assert(std::is_invocable_v<F&, const task_handle<T>&>,
                   "a done callback is called as f(const aio::task_handle<T>&)");
     detail::task_state& t = state();
-    detail::loop_core* loop = t.loop();
+    detail::loop_core* loop = detail::core_of(t.loop());
     if (!loop) throw aio::runtime_error("add_done_callback() on a task whose event loop is closed");
     auto* node = new detail::done_callback<T, F>(*this, std::move(f));
     if (t.done()) {
         loop->push(node);
     } else {
         node->link.entry = detail::entry_of(static_cast<detail::ready_item*>(node), detail::tag_item);
-        detail::push_waiter(t.waiters_, &node->link);
+        t.waiters_.push_back(&node->link);
     }
 }
 
@@ -223,7 +223,7 @@ public:
     awaiter(const awaiter&) = delete;
     awaiter& operator=(const awaiter&) = delete;
     ~awaiter() {
-        if (link_.linked()) detail::unlink_waiter(target_->waiters_, &link_);
+        if (link_.linked()) target_->waiters_.unlink(&link_);
         else if (link_.holds_ref()) target_->release();
     }
 
@@ -235,7 +235,7 @@ public:
         if (self.loop_ != target_->loop()) throw aio::runtime_error("a task cannot await a task of another event loop");
         self_ = &self;
         link_.entry = detail::entry_of(&self, detail::tag_task);
-        detail::push_waiter(target_->waiters_, &link_);
+        target_->waiters_.push_back(&link_);
         self.run_.resume = h;
         self.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<detail::cancel_hook*>(this));
         // A cancel() that came while the task was running reaches what it now awaits.

@@ -153,7 +153,7 @@ private:
 // A scope that expires `delay` from now (asyncio.timeout).
 template <class Rep, class Period>
 timeout_scope timeout(std::chrono::duration<Rep, Period> delay) {
-    const std::int64_t when = detail::deadline_after(detail::steady_now_ns(), detail::saturating_ns(delay));
+    const std::int64_t when = detail::deadline_after(detail::loop_now(), detail::saturating_ns(delay));
     return timeout_scope(timeout_scope::time_point(std::chrono::nanoseconds(when)));
 }
 

@@ -1,27 +1,38 @@
 #pragma once
-// The loop's multiplexer: one epoll instance that every wake-up source plugs into.
+// The Linux poller (see poller.hpp for the interface the loop relies on): one epoll
+// instance that every wake-up source plugs into.
 //
 // A timerfd carries the next timer deadline (absolute CLOCK_MONOTONIC, nanosecond
-// resolution, and unlike epoll's millisecond timeout it is not rounded or subject to
-// the default timer slack); an eventfd is the cross-thread wake-up. I/O readiness
-// registers on the same epoll set, so one epoll_wait covers all three.
+// resolution, and unlike epoll's millisecond timeout it is not rounded); an eventfd
+// is the cross-thread and signal wake-up. Registered descriptors carry their io_node
+// in epoll_event.data.ptr; the timerfd and the eventfd carry the addresses of the
+// poller's own members, which no io_node can have.
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "../errors.hpp"
+#include "io_node.hpp"
 
 namespace aio::detail {
 
 class epoll_poller {
 public:
+    static constexpr std::int64_t no_deadline = -1;
+    // The event buffer grows with the registrations, up to this many events a wait.
+    static constexpr std::size_t max_events = 1024;
+
     epoll_poller() {
         epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
         if (epoll_fd_ < 0) fail("epoll_create1");
@@ -29,64 +40,123 @@ public:
         if (timer_fd_ < 0) fail("timerfd_create");
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wake_fd_ < 0) fail("eventfd");
-        watch(timer_fd_);
-        watch(wake_fd_);
+        for (int* fd : {&timer_fd_, &wake_fd_}) {
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.ptr = fd;
+            if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, *fd, &ev) < 0) fail("epoll_ctl");
+        }
+        events_.resize(16);
     }
     ~epoll_poller() { release(); }
     epoll_poller(const epoll_poller&) = delete;
     epoll_poller& operator=(const epoll_poller&) = delete;
 
-    // True while something outside the ready queue and the timers can wake the loop
-    // (registered I/O, a pending cross-thread call). Nothing registers yet.
-    bool can_wake() const noexcept { return io_interest_ > 0; }
+    // --- registrations
 
-    // Waits until `deadline` (steady-clock nanoseconds; no_deadline waits for I/O or a
-    // wake-up only) or returns at once when `block` is false.
-    static constexpr std::int64_t no_deadline = -1;
-    void wait(std::int64_t deadline, bool block) {
+    void add(int fd, io_node* node, std::uint32_t interest) {
+        control(EPOLL_CTL_ADD, fd, node, interest, "add");
+        ++registrations_;
+        const std::size_t wanted = std::min(max_events, registrations_ + 2);
+        if (events_.size() < wanted) events_.resize(std::max(wanted, events_.size() * 2));
+    }
+    void modify(int fd, io_node* node, std::uint32_t interest) { control(EPOLL_CTL_MOD, fd, node, interest, "modify"); }
+    // Unregisters `fd` (which must still be open); no event for it is reported after this.
+    void remove(int fd) noexcept {
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        --registrations_;
+    }
+    std::size_t registrations() const noexcept { return registrations_; }
+
+    // --- waiting
+
+    // Blocks until `deadline` (steady-clock nanoseconds; no_deadline: until I/O or a
+    // wake-up), or only polls when `block` is false; calls sink(node, events), which
+    // must not throw, for each registration reported ready, after reserve(n) has made
+    // room for as many as one wait can report (before the wait: an edge-triggered
+    // event, once read, must not be lost to an allocation failure).
+    template <class Reserve, class Sink>
+    void wait(std::int64_t deadline, bool block, Reserve&& reserve, Sink&& sink) {
+        if (registrations_ != 0) reserve(std::min(events_.size(), registrations_));
         if (block && deadline != no_deadline) {
             if (deadline != armed_ || expired_) arm(deadline);  // re-arming also clears an expiry
         } else if (expired_) {
             drain(timer_fd_);
             expired_ = false;
         }
-        epoll_event events[16];
         int n;
-        do n = ::epoll_wait(epoll_fd_, events, 16, block ? -1 : 0);
+        do n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), block ? -1 : 0);
         while (n < 0 && errno == EINTR);
         if (n < 0) throw aio::runtime_error(std::string("aio event loop: epoll_wait failed: ") + std::strerror(errno));
         for (int i = 0; i < n; ++i) {
-            if (events[i].data.fd == timer_fd_) {
+            void* tag = events_[i].data.ptr;
+            if (tag == &timer_fd_) {
                 // A one-shot timerfd disarms itself when it fires. It stays readable
                 // until read or re-armed; the next wait re-arms it, which saves a read.
                 armed_ = no_deadline;
                 expired_ = true;
-            } else if (events[i].data.fd == wake_fd_) {
+            } else if (tag == &wake_fd_) {
                 drain(wake_fd_);
+            } else {
+                // The sink only queues the node: no user code runs inside this loop.
+                sink(static_cast<io_node*>(tag), events_of(events_[i].events));
             }
         }
     }
+    // Ends a wait in progress, or the next one. Safe from any thread.
+    void wake() noexcept { waker()(); }
 
-    // The eventfd that wake() writes to (a signal handler writes to it directly).
-    int wake_fd() const noexcept { return wake_fd_; }
+    // What a signal handler calls to end a wait: async-signal-safe.
+    struct signal_waker {
+        int fd = -1;
+        void operator()() const noexcept {
+            const std::uint64_t one = 1;
+            [[maybe_unused]] auto r = ::write(fd, &one, sizeof one);
+        }
+    };
+    signal_waker waker() const noexcept { return {wake_fd_}; }
 
-    // Safe from any thread.
-    void wake() noexcept {
-        std::uint64_t one = 1;
-        [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
-    }
+    // While a loop runs, its thread asks for timer wake-ups without the kernel's
+    // default 50 µs slack (the one-shot timerfd is subject to it on recent kernels);
+    // the thread's own setting is restored afterwards.
+    class running_guard {
+    public:
+        running_guard() noexcept : slack_(::prctl(PR_GET_TIMERSLACK)) {
+            if (slack_ > 1) ::prctl(PR_SET_TIMERSLACK, 1UL);
+        }
+        ~running_guard() {
+            if (slack_ > 1) ::prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(slack_));
+        }
+        running_guard(const running_guard&) = delete;
+        running_guard& operator=(const running_guard&) = delete;
+
+    private:
+        int slack_;
+    };
 
 private:
+    static std::uint32_t events_of(std::uint32_t e) noexcept {
+        std::uint32_t r = 0;
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) r |= io_readable;
+        if (e & EPOLLOUT) r |= io_writable;
+        if (e & (EPOLLERR | EPOLLHUP)) r |= io_error | io_readable | io_writable;
+        return r;
+    }
+
+    void control(int op, int fd, io_node* node, std::uint32_t interest, const char* what) {
+        epoll_event ev{};
+        if (interest & io_readable) ev.events |= EPOLLIN | EPOLLRDHUP;
+        if (interest & io_writable) ev.events |= EPOLLOUT;
+        if (interest & io_edge) ev.events |= EPOLLET;
+        ev.data.ptr = node;
+        if (::epoll_ctl(epoll_fd_, op, fd, &ev) < 0)
+            throw aio::runtime_error(std::string("aio event loop: cannot ") + what + " descriptor " +
+                                     std::to_string(fd) + " in epoll: " + std::strerror(errno));
+    }
+
     static void drain(int fd) noexcept {
         std::uint64_t count;
         [[maybe_unused]] auto r = ::read(fd, &count, sizeof count);
-    }
-
-    void watch(int fd) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = fd;
-        if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) fail("epoll_ctl");
     }
 
     void arm(std::int64_t deadline) {
@@ -122,7 +192,8 @@ private:
     int wake_fd_ = -1;
     std::int64_t armed_ = no_deadline;
     bool expired_ = false;
-    int io_interest_ = 0;
+    std::size_t registrations_ = 0;
+    std::vector<epoll_event> events_;
 };
 
 }  // namespace aio::detail

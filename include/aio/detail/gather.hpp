@@ -61,7 +61,7 @@ struct gather_state : cancel_hook, cancel_group {
             loop->push(&slot);
         } else {
             slot.link.entry = entry_of(static_cast<ready_item*>(&slot), tag_item);
-            push_waiter(child->waiters_, &slot.link);
+            child->waiters_.push_back(&slot.link);
         }
     }
 
@@ -73,7 +73,7 @@ struct gather_state : cancel_hook, cancel_group {
             task_state* child = slot.child;
             if (!child) continue;
             if (slot.link.linked()) {
-                unlink_waiter(child->waiters_, &slot.link);
+                child->waiters_.unlink(&slot.link);
                 child->retrieved_ = true;
             } else if (slot.queued_at != not_queued) {  // ended, its done step not run yet
                 child->retrieved_ = true;

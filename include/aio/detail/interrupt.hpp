@@ -4,8 +4,8 @@
 // aio::keyboard_interrupt. A second SIGINT before that has finished takes the
 // default action at once (the process ends), as a second Ctrl-C would.
 //
-// The handler only does what is async-signal-safe: it counts, sets a flag and writes
-// to the loop's wake-up eventfd (which ends an epoll_wait the loop may be blocked in).
+// The handler only does what is async-signal-safe: it counts, sets a flag and wakes
+// the loop through its poller's signal waker (which ends a wait it may be blocked in).
 // The loop reads the flag once per iteration and cancels the main task itself.
 
 #include <signal.h>
@@ -15,13 +15,15 @@
 #include <csignal>
 #include <cstdint>
 
+#include "poller.hpp"
+
 namespace aio::detail {
 
 class loop_core;
 
 inline volatile std::sig_atomic_t sigint_pending = 0;  // set by the handler, cleared by the loop
 inline volatile std::sig_atomic_t sigint_count = 0;    // SIGINTs since the handler went in
-inline int sigint_wake_fd = -1;
+inline poller::signal_waker sigint_waker;
 
 extern "C" inline void aio_sigint_handler(int) {
     sigint_count = sigint_count + 1;
@@ -31,19 +33,18 @@ extern "C" inline void aio_sigint_handler(int) {
         return;
     }
     sigint_pending = 1;
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto r = ::write(sigint_wake_fd, &one, sizeof one);
+    sigint_waker();
 }
 
 // For the duration of one aio::run on the main thread, and only if SIGINT still has
 // its default action (a program or a test framework with its own handler keeps it).
 class sigint_scope {
 public:
-    explicit sigint_scope(int wake_fd) noexcept {
+    explicit sigint_scope(poller::signal_waker waker) noexcept {
         if (::syscall(SYS_gettid) != ::getpid()) return;
         struct sigaction current {};
         if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return;
-        sigint_wake_fd = wake_fd;
+        sigint_waker = waker;
         sigint_count = 0;
         sigint_pending = 0;
         struct sigaction ours {};
@@ -56,7 +57,7 @@ public:
         if (!installed_) return;
         ::sigaction(SIGINT, &previous_, nullptr);
         sigint_pending = 0;
-        sigint_wake_fd = -1;
+        sigint_waker = {};
     }
     sigint_scope(const sigint_scope&) = delete;
     sigint_scope& operator=(const sigint_scope&) = delete;

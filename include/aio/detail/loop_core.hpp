@@ -1,30 +1,37 @@
 #pragma once
-// The event loop proper: ready queue, timer queue, the multiplexer it blocks in, and the
-// bookkeeping of the tasks it owns. aio::event_loop is the public face of this class.
+// The event loop proper: the scheduler (ready queue, tasks) plus timers, the poller it
+// blocks in, the inbox other threads post to, and the count of what can still wake
+// it. aio::event_loop is the public face of this class.
 //
 // One iteration (run_once) follows asyncio's BaseEventLoop._run_once: wait for the
-// next timer or I/O only when nothing is ready, move every due timer to the ready
-// queue, then run exactly the entries that were queued when the iteration began.
+// next timer or I/O only when nothing is ready, queue what the poller and the inbox
+// report, move every due timer to the ready queue, then run exactly the entries that
+// were queued when the iteration began.
+//
+// The class is declared here; its members are defined by concept: callbacks.hpp
+// (call_soon, call_later), loop_close.hpp (close), frame_destruction.hpp (how a
+// finished task's frame dies) and cancellation.hpp (the cancel walk).
 
-#include <sys/prctl.h>
-
-#include <chrono>
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <climits>
 #include <cstdio>
-#include <exception>
+#include <cstdlib>
 #include <functional>
 #include <string>
-#include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "../errors.hpp"
 #include "../exception_context.hpp"
 #include "callback_node.hpp"
-#include "epoll_poller.hpp"
+#include "clock.hpp"
+#include "exception_report.hpp"
+#include "inbox.hpp"
 #include "interrupt.hpp"
+#include "io_node.hpp"
+#include "poller.hpp"
 #include "ready_queue.hpp"
+#include "scheduler.hpp"
 #include "sleep_node.hpp"
 #include "task_state.hpp"
 #include "timer_queue.hpp"
@@ -39,51 +46,6 @@ class loop_core;
 
 // The loop running on this thread, set only while it runs.
 inline thread_local loop_core* running_loop = nullptr;
-
-// A duration in nanoseconds, saturated at the int64 range (an hour-long or a
-// thousand-year delay must neither overflow nor wrap into the past).
-template <class Rep, class Period>
-std::int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
-    const long double ns = std::chrono::duration<long double, std::nano>(d).count();
-    if (!(ns < static_cast<long double>(INT64_MAX))) return ns != ns ? 0 : INT64_MAX;
-    if (ns <= static_cast<long double>(INT64_MIN)) return INT64_MIN;
-    const auto whole = static_cast<std::int64_t>(ns);
-    return static_cast<long double>(whole) < ns ? whole + 1 : whole;  // round up: never wake early
-}
-
-// now + delay, saturated.
-inline std::int64_t deadline_after(std::int64_t now, std::int64_t delay) noexcept {
-    if (delay > 0 && now > INT64_MAX - delay) return INT64_MAX;
-    return now + delay;
-}
-
-inline std::int64_t steady_now_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
-// One line on stderr, written at once so that lines from threads do not interleave.
-inline void print_exception_context(const exception_context& context) noexcept {
-    try {
-        std::string line = "aio: " + context.message;
-        if (!context.task_name.empty()) line += " (task '" + context.task_name + "')";
-        if (context.exception) {
-            try {
-                std::rethrow_exception(context.exception);
-            } catch (const std::exception& e) {
-                line += ": ";
-                line += e.what();
-            } catch (...) {
-                line += ": unknown exception";
-            }
-        }
-        line += '\n';
-        std::fputs(line.c_str(), stderr);
-    } catch (...) {
-        std::fputs("aio: an error occurred and could not be described\n", stderr);
-    }
-}
 
 void destroy_finished(task_state& t) noexcept;
 
@@ -105,131 +67,41 @@ struct loop_timers {
     }
 };
 
-// The error a cancellation raises in task `t`: aio::cancelled_error, carrying the
-// message of the cancel(msg) that caused it, if any.
-inline cancelled_error cancellation_of(const task_state* t);
-
-class loop_core {
+class loop_core : public scheduler {
 public:
     using exception_handler = std::function<void(event_loop&, const exception_context&)>;
+    using timer_queue = basic_timer_queue<loop_timers>;
 
-    explicit loop_core(event_loop& owner) : owner_(owner) {}
+    // `clock`: null for the steady clock, or a manual clock the loop reads instead
+    // (and moves forward to the next timer whenever it would wait for one).
+    explicit loop_core(event_loop& owner, manual_clock* clock = nullptr) : clock_(clock), owner_(owner) {}
     ~loop_core() {
+        if (running) [[unlikely]] {
+            // Unwinding the loop's own run() from here would touch the dead loop.
+            std::fputs("aio: an event_loop was destroyed while it was running (from inside its own run); "
+                       "destroy it after run_until_complete() or run_forever() has returned\n",
+                       stderr);
+            std::abort();
+        }
         if (!closed) close();
     }
     loop_core(const loop_core&) = delete;
     loop_core& operator=(const loop_core&) = delete;
 
-    // --- scheduling (rule 4: a wake-up appends, nothing resumes inline)
+    // --- time: every read of the clock in aio comes here
 
-    void schedule(task_state& t) {
-        t.run_.awaiting = 0;
-        ready.push(entry_of(&t, tag_task));
-    }
-    void push(ready_item* item) { item->queued_at = ready.push(entry_of(item, tag_item)); }
-    void wake(std::uintptr_t entry) {
-        if ((entry & tag_mask) == tag_task) schedule(*pointer_of<task_state>(entry));
-        else push(pointer_of<ready_item>(entry));
-    }
-    // Runs `t`'s next step now, as its own ready-queue entry would. For a ready_item
-    // queued in a woken task's place that decides, when its turn comes, whether the
-    // task resumes or waits again (a queue getter whose item was taken meanwhile).
-    void run_step(task_state& t) noexcept {
-        t.run_.awaiting = 0;
-        run_task(t);
-    }
-    void withdraw(ready_item* item) noexcept {
-        if (item->queued_at == not_queued) return;
-        ready.withdraw(item->queued_at, entry_of(item, tag_item));
-        item->queued_at = not_queued;
-    }
+    std::int64_t now() const noexcept { return clock_.now(); }
+    manual_clock* manual() const noexcept { return clock_.manual(); }
 
-    void check_open() const {
-        if (closed) throw aio::runtime_error("Event loop is closed");
-    }
+    // --- callbacks (call_soon, call_later, call_at): callbacks.hpp
 
-    // --- callbacks (call_soon, call_later, call_at)
-
-    // A node for `f`, holding the loop's reference.
     template <class F>
-    callback_node* make_callback(F&& f) {
-        auto* node = new callback_impl<std::decay_t<F>>(std::forward<F>(f));
-        node->loop = this;
-        node->item.run = run_callback;
-        node->item.discard = discard_callback;
-        return node;
-    }
-
-    // Files a fresh node as a timer due at `when`; lets go of it if that fails.
-    void arm(callback_node* node, std::int64_t when) {
-        node->when = when;
-        try {
-            timers.push(when, reinterpret_cast<std::uintptr_t>(node) | timer_is_callback);
-        } catch (...) {
-            node->release();
-            throw;
-        }
-        node->in_timers = true;
-    }
-
-    // The callback will not run. A timer's entry is left to the timer queue and its
-    // callable destroyed by the loop before its next iteration: not here, where the
-    // caller may be a method of an object that only the callable keeps alive. A
-    // callback already in the ready queue is skipped when its turn comes. No effect
-    // once it has run.
-    static void cancel(callback_node* node) noexcept {
-        if (node->cancelled) return;
-        node->cancelled = true;
-        if (!node->in_timers) return;
-        loop_core& loop = *node->loop;  // set while in_timers
-        if (loop.closed) return;        // closing: its timers are being let go of
-        loop.timers.cancelled_untracked();  // may sweep it: the caller holds a reference
-        if (!node->ops->dispose) return;    // nothing to destroy
-        node->add_ref();
-        try {
-            loop.disposals.push_back(node);
-        } catch (...) {
-            node->release();  // without memory, the callable goes with the node
-        }
-    }
-
-    // Destroys the callables of the timers cancelled since the last time.
-    void dispose_cancelled() noexcept {
-        while (!disposals.empty()) {  // a destructor may cancel more
-            callback_node* node = disposals.back();
-            disposals.pop_back();
-            node->dispose();
-            node->release();
-        }
-    }
-
-    static void run_callback(ready_item* item) noexcept {
-        auto* node = callback_node::from_item(item);
-        if (node->in_timers) {
-            node->in_timers = false;
-            node->loop->timers.landed(node->cancelled);
-        }
-        if (!node->cancelled) {
-            try {
-                node->ops->invoke(node);
-            } catch (...) {
-                node->loop->report({"Exception in callback", std::current_exception(), {}});
-            }
-        }
-        // It will never run again: what it captured goes now, even if a handle lives on
-        // (a callable holding its own handle would otherwise keep itself alive).
-        node->dispose();
-        node->release();
-    }
-
-    // The loop closed with the node still queued: the loop lets go of it.
-    static void discard_callback(ready_item* item) noexcept {
-        auto* node = callback_node::from_item(item);
-        node->loop = nullptr;
-        node->in_timers = false;
-        node->dispose();
-        node->release();
-    }
+    callback_node* make_callback(F&& f);
+    void arm(callback_node* node, std::int64_t when);
+    static void cancel(callback_node* node) noexcept;
+    void dispose_cancelled() noexcept;
+    static void run_callback(ready_item* item) noexcept;
+    static void discard_callback(ready_item* item) noexcept;
 
     // --- tasks
 
@@ -245,20 +117,12 @@ public:
         schedule(t);
     }
 
-    // The task's coroutine reached its final suspend point (or was cancelled before
-    // it started): wake its waiters in the order they came.
-    void finish(task_state& t) noexcept {
-        pending.unlink(&t);
-        if (!cancel_messages.empty()) [[unlikely]]
-            note_cancel_message(t, nullptr);
-        while (waiter* w = t.waiters_) {
-            unlink_waiter(t.waiters_, w);
-            if ((w->entry & tag_mask) == tag_task) {  // an awaiting task will read the result
-                t.add_ref();
-                w->entry |= waiter::holds_reference;
-            }
-            wake(w->entry & ~waiter::holds_reference);
-        }
+    // Runs `t`'s next step now, as its own ready-queue entry would. For a ready_item
+    // queued in a woken task's place that decides, when its turn comes, whether the
+    // task resumes or waits again (a queue getter whose item was taken meanwhile).
+    void run_step(task_state& t) noexcept {
+        t.run_.awaiting = 0;
+        run_task(t);
     }
 
     void report_unretrieved(task_state& t) noexcept {
@@ -276,53 +140,95 @@ public:
         return true;
     }
 
-    // --- running
+    // --- what can still wake the loop besides its ready queue and timers
+    //
+    // run_until_complete() reports a deadlock when nothing is ready, no timer is armed
+    // and this count is zero: registered descriptors, jobs running on other threads,
+    // pending cross-thread calls and keep-alive tokens all count (libuv's ref/unref).
 
-    void run_forever() {
-        run_until([this] { return stopping; });
+    // From the loop's thread.
+    void keep_alive() noexcept { ++wake_sources_; }
+    void let_go() noexcept { --wake_sources_; }
+    // From any thread (a job on a worker, a caller on another thread).
+    void keep_alive_remote() noexcept { remote_wake_sources_.fetch_add(1, std::memory_order_relaxed); }
+    void let_go_remote() noexcept { remote_wake_sources_.fetch_sub(1, std::memory_order_release); }
+
+    bool can_be_woken() const noexcept {
+        return wake_sources_ != 0 || multiplexer.registrations() != 0 ||
+               remote_wake_sources_.load(std::memory_order_acquire) != 0 || !inbox_.empty();
     }
 
-    // Runs whole iterations until `done()` holds after one.
+    // --- descriptors: the poller reports them with their node, which the loop queues
+
+    void add_io(int fd, io_node* node, std::uint32_t interest) { multiplexer.add(fd, node, interest); }
+    void modify_io(int fd, io_node* node, std::uint32_t interest) { multiplexer.modify(fd, node, interest); }
+    void remove_io(int fd, io_node* node) noexcept {
+        multiplexer.remove(fd);
+        withdraw(node);
+    }
+
+    // --- other threads
+
+    // Any thread: the node runs on the loop's thread, in the iteration after it
+    // arrives (see inbox.hpp). The loop is woken if it may be asleep.
+    void post(inbox_node* node) noexcept {
+        if (inbox_.post(node)) multiplexer.wake();
+    }
+
+    // True while this loop runs on a thread other than the calling one: what the
+    // thread-ownership checks (thread_check.hpp) look for.
+    bool running_elsewhere() const noexcept {
+        return active_.load(std::memory_order_relaxed) && running_loop != this;
+    }
+
+    // --- running
+
+    // Until stop(). Blocks whenever nothing is ready: another thread may always post.
+    void run_forever() {
+        run_until([this] { return stopping; }, false);
+    }
+
+    // Runs whole iterations until `done()` holds after one. With `deadlock_is_error`,
+    // an iteration that would wait with nothing able to wake it throws.
     template <class Done>
-    void run_until(Done done) {
+    void run_until(Done done, bool deadlock_is_error = true) {
         check_open();
         if (running) throw aio::runtime_error("This event loop is already running");
         if (running_loop) throw aio::runtime_error("Cannot run the event loop while another loop is running");
-        // While it runs, the loop's thread asks for timer wake-ups without the
-        // kernel's default 50 µs slack (the one-shot timerfd is subject to it on
-        // recent kernels); the thread's own setting is restored afterwards.
         struct running_scope {
             loop_core& loop;
-            int slack;
-            explicit running_scope(loop_core& l) : loop(l), slack(::prctl(PR_GET_TIMERSLACK)) {
-                if (slack > 1) ::prctl(PR_SET_TIMERSLACK, 1UL);
+            poller::running_guard exact_timers;
+            explicit running_scope(loop_core& l) : loop(l) {
                 loop.running = true;
+                loop.active_.store(true, std::memory_order_relaxed);
                 running_loop = &l;
             }
             ~running_scope() {
                 loop.running = false;
                 loop.stopping = false;
+                loop.active_.store(false, std::memory_order_relaxed);
                 running_loop = nullptr;
-                if (slack > 1) ::prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(slack));
             }
         } scope(*this);
-        do run_once();
+        do run_once(deadlock_is_error);
         while (!done());
     }
 
-    void run_once() {
+    void run_once(bool deadlock_is_error = true) {
         if (!disposals.empty()) dispose_cancelled();
         if (ready.empty() && !stopping) {
             timers.tidy();
-            if (!timers.empty()) poller.wait(timers.next_deadline(), true);
-            else if (poller.can_wake()) poller.wait(epoll_poller::no_deadline, true);
+            if (!timers.empty()) block(timers.next_deadline());
+            else if (!deadlock_is_error || can_be_woken()) block(poller::no_deadline);
             else
                 throw aio::runtime_error(
                     "aio event loop: nothing is ready and nothing can wake the loop "
                     "(every task waits on another: a deadlock)");
-        } else if (poller.can_wake()) {
-            poller.wait(epoll_poller::no_deadline, false);
+        } else if (multiplexer.registrations() != 0) {
+            poll(poller::no_deadline, false);
         }
+        if (!inbox_.empty()) [[unlikely]]
+            take_posted();
         if (sigint_pending && interrupt_target) [[unlikely]]
             interrupt();
         if (!timers.empty()) fire_due_timers();
@@ -337,77 +243,9 @@ public:
         }
     }
 
-    // --- closing
+    // --- closing: loop_close.hpp
 
-    void close() {
-        if (running) throw aio::runtime_error("Cannot close a running event loop");
-        if (closed) return;
-        dispose_cancelled();
-        closed = true;
-        // Work that never ran.
-        while (!ready.empty()) {
-            std::uintptr_t entry = ready.pop();
-            if (entry && (entry & tag_mask) == tag_item) {
-                auto* item = pointer_of<ready_item>(entry);
-                item->queued_at = not_queued;
-                if (item->discard) item->discard(item);
-            }
-        }
-        // Timers left: callbacks are dropped; sleeps are disarmed before their frames go.
-        timers.clear([](const timer_queue::entry& e) {
-            if ((e.tagged & timer_is_sleep) == 0) discard_callback(reinterpret_cast<ready_item*>(e.tagged));
-        });
-        // Tasks still pending end cancelled; their frames are destroyed now, or when
-        // the last handle to them goes if someone still holds one.
-        std::vector<task_state*> doomed;
-        doomed.reserve(pending.size);
-        for (task_state* t = pending.head; t; t = t->next_) doomed.push_back(t);
-        for (task_state* t : doomed) {
-            pending.unlink(t);
-            while (waiter* w = t->waiters_) {  // done callbacks never run; awaiters are doomed too
-                unlink_waiter(t->waiters_, w);
-                if ((w->entry & tag_mask) == tag_item) {
-                    auto* item = pointer_of<ready_item>(w->entry);
-                    if (item->discard) item->discard(item);
-                }
-            }
-            t->set_error(std::make_exception_ptr(cancelled_error("the event loop was closed")),
-                         task_status::cancelled);
-            t->retrieved_ = true;
-            t->finished_ = true;
-            finished.push_back(t);
-            t->add_ref();
-        }
-        // Let go of those only the loop holds; their frames may hold the last handle to
-        // others, so go round until nothing changes.
-        for (bool progress = true; progress;) {
-            progress = false;
-            std::erase_if(doomed, [&](task_state* t) {
-                if (t->refs_ != 1) return false;
-                t->release();
-                progress = true;
-                return true;
-            });
-        }
-        // The rest are held by handles: their own (a frame holding a handle to itself),
-        // each other's, or the user's. Destroy their frames all the same; a task that a
-        // handle still refers to lives on as a zombie (see task_state::zombie_handover).
-        for (task_state* t : doomed) {
-            finished.unlink(t);
-            --t->refs_;  // the loop's; someone else holds one
-            t->zombie_ = 1;
-            t->frame_size_ = 0;
-            t->frame().destroy();
-        }
-        // What outlives the loop forgets it.
-        for (task_state* t = finished.head; t;) {
-            task_state* next = t->next_;
-            t->loop_ = nullptr;
-            t->prev_ = t->next_ = nullptr;
-            t = next;
-        }
-        finished = {};
-    }
+    void close();
 
     // --- errors
 
@@ -429,47 +267,55 @@ public:
 
     event_loop& owner() const noexcept { return owner_; }
 
-    using timer_queue = basic_timer_queue<loop_timers>;
-
-    ready_queue ready;
     timer_queue timers;
-    epoll_poller poller;
-    task_list pending;   // in creation order: all_tasks(), shutdown
-    task_list finished;  // done, still referenced by a handle
-    task_state* current = nullptr;
+    poller multiplexer;
     task_state* interrupt_target = nullptr;  // aio::run's main task, cancelled by Ctrl-C
     // Cancelled timers whose callables are still to be destroyed (see cancel()).
     std::vector<callback_node*> disposals;
-    // The messages of pending cancel(msg) requests, by task (few, and usually none).
-    std::vector<std::pair<const task_state*, std::string>> cancel_messages;
-
-    // Records cancel(msg)'s message for `t`; a cancel() without one forgets it, as in
-    // asyncio. The message is best effort: without memory for it, it is dropped.
-    void note_cancel_message(const task_state& t, const std::string* message) noexcept {
-        auto it = cancel_messages.begin();
-        while (it != cancel_messages.end() && it->first != &t) ++it;
-        if (!message || message->empty()) {
-            if (it != cancel_messages.end()) cancel_messages.erase(it);
-            return;
-        }
-        try {
-            if (it != cancel_messages.end()) it->second = *message;
-            else cancel_messages.emplace_back(&t, *message);
-        } catch (...) {
-        }
-    }
-    // The message of the cancellation delivered to `t` (empty: none).
-    std::string cancel_message(const task_state& t) const {
-        for (const auto& [task, message] : cancel_messages)
-            if (task == &t) return message;
-        return {};
-    }
     exception_handler handler;
     bool running = false;
     bool stopping = false;
-    bool closed = false;
 
 private:
+    // Waits for the next deadline (no_deadline: for I/O or a wake-up only).
+    void block(std::int64_t deadline) {
+        if (manual_clock* m = clock_.manual(); m && deadline != poller::no_deadline) [[unlikely]] {
+            m->advance_to(deadline);  // simulated time: jump to the timer instead of waiting
+            if (multiplexer.registrations() != 0) poll(poller::no_deadline, false);
+            return;
+        }
+        if (!inbox_.prepare_to_sleep()) {  // something was posted meanwhile
+            if (multiplexer.registrations() != 0) poll(poller::no_deadline, false);
+            return;
+        }
+        try {
+            poll(deadline, true);
+        } catch (...) {
+            inbox_.woke();
+            throw;
+        }
+        inbox_.woke();
+    }
+
+    void poll(std::int64_t deadline, bool wait) {
+        multiplexer.wait(
+            deadline, wait, [this](std::size_t n) { ready.reserve(n); },
+            [this](io_node* node, std::uint32_t events) noexcept {
+                node->events |= events;
+                if (node->queued_at == not_queued) node->queued_at = ready.push(entry_of<ready_item>(node, tag_item));
+            });
+    }
+
+    template <class Discard>
+    void take_posted_for_close(Discard discard) noexcept {
+        inbox_.drain([](std::size_t) noexcept {}, [&](inbox_node* node) noexcept { discard(node); });
+    }
+
+    void take_posted() {
+        inbox_.drain([this](std::size_t n) { ready.reserve(n); },
+                     [this](inbox_node* node) noexcept { node->queued_at = ready.push(entry_of<ready_item>(node, tag_item)); });
+    }
+
     void interrupt() noexcept {
         sigint_pending = 0;
         if (!interrupt_target->done()) interrupt_target->cancel();
@@ -477,7 +323,7 @@ private:
 
     void fire_due_timers() {
         timers.pop_due(
-            steady_now_ns(), [this](std::size_t n) { ready.reserve(n); },
+            now(), [this](std::size_t n) { ready.reserve(n); },
             [this](const timer_queue::entry& due) noexcept {
                 const std::uintptr_t tagged = due.tagged;
                 if (tagged & timer_is_sleep) {
@@ -539,174 +385,30 @@ private:
         if (t.refs_ == 0) destroy_finished(t);
     }
 
-
+    loop_clock clock_;
+    inbox inbox_;
+    std::size_t wake_sources_ = 0;
+    std::atomic<std::size_t> remote_wake_sources_{0};
+    std::atomic<bool> active_{false};  // running, as seen from other threads
     event_loop& owner_;
     std::uint64_t next_task_id_ = 1;
 };
 
-// Destroys a finished task's frame. Destroying a frame can drop the last handle to
-// another finished task (a chain of a hundred thousand tasks each holding the
-// previous one's handle, say): those wait in a list instead of recursing.
-inline void destroy_finished(task_state& t) noexcept {
-    struct destruction {
-        task_state* waiting = nullptr;
-        bool active = false;
-    };
-    thread_local destruction d;
-    if (t.loop_) {
-        t.loop_->finished.unlink(&t);
-        t.loop_->report_unretrieved(t);
-    } else if (t.status() == task_status::error && !t.retrieved_) {
-        print_exception_context({"Task exception was never retrieved", t.error(), t.name()});
-    }
-    if (d.active) {
-        t.next_ = d.waiting;
-        d.waiting = &t;
-        return;
-    }
-    d.active = true;
-    t.frame().destroy();
-    while (task_state* next = d.waiting) {
-        d.waiting = next->next_;
-        next->frame().destroy();
-    }
-    d.active = false;
-}
+// The loop's `scheduler` is always a loop_core.
+inline loop_core* core_of(scheduler* s) noexcept { return static_cast<loop_core*>(s); }
 
-inline void task_state::release() noexcept {
-    if (this == zombie_being_destroyed) [[unlikely]] {  // a handle among its frame's parameters
-        --handover().refs;
-        return;
-    }
-    if (--refs_ != 0 || !finished_) return;
-    if (!zombie_) return destroy_finished(*this);
-    if (frame_size_ == 0) return;  // its frame is being destroyed right now
-    void* frame = reinterpret_cast<char*>(this) - frame_offset_;
-    const std::size_t size = frame_size_;
-    this->~task_state();
-    deallocate_block(frame, size);
-}
+// The time on the running loop's clock, or on the steady clock outside a loop.
+inline std::int64_t loop_now() noexcept { return running_loop ? running_loop->now() : steady_now_ns(); }
 
-// cancel() without recursion. A task awaiting a task passes the cancellation down
-// (rule 8), and a task awaiting a gather passes it to every child, depth first and in
-// order, as asyncio's recursive cancel() does. The walk follows a chain of awaited
-// tasks in a loop (Floyd's two pointers stop a cycle of tasks that await each other),
-// and keeps the groups it is inside on a stack linked through the groups themselves:
-// it allocates nothing however deep the nesting. Where it comes back into a group it
-// is inside, the tasks await each other in a cycle (a deadlock): they all stay marked.
-class cancel_walk {
-public:
-    // `message`: cancel(msg)'s message, given to every task the walk reaches.
-    explicit cancel_walk(const std::string* message = nullptr) noexcept : message_(message) {}
-
-    // Cancels `t`, which has not ended, and what it awaits.
-    void from_task(task_state* t) noexcept {
-        chain(t);
-        drain();
-    }
-    // Cancels what `hook` stands for; true when the cancellation was delivered.
-    bool from_hook(cancel_hook* hook) noexcept {
-        if (!enter(hook)) return false;
-        drain();
-        return true;
-    }
-
-private:
-    // From `t` down the chain of tasks awaiting tasks, to what the last one awaits.
-    void chain(task_state* t) noexcept {
-        task_state* slow = t;
-        for (bool advance_slow = false;; advance_slow = !advance_slow) {
-            if (t->cancels_ < (1u << 13) - 1) ++t->cancels_;
-            if (loop_core* loop = t->loop(); loop && (message_ || !loop->cancel_messages.empty())) [[unlikely]]
-                loop->note_cancel_message(*t, message_);
-            const std::uintptr_t a = t->run_.awaiting;
-            if (a == 0) break;
-            if (a & awaiting_sleep) {
-                if (t->loop_->cancel_sleep(*t)) return;
-                break;
-            }
-            auto* hook = reinterpret_cast<cancel_hook*>(a);
-            task_state* next = hook->awaited_task;
-            if (!next) {
-                if (enter(hook)) return;
-                break;
-            }
-            if (next->done()) break;  // it has ended: its wake-up is already queued
-            if (advance_slow) slow = reinterpret_cast<cancel_hook*>(slow->run_.awaiting)->awaited_task;
-            t = next;
-            if (t == slow) break;  // a cycle
-        }
-        t->must_cancel_ = true;  // delivered at its next resumption
-    }
-
-    // Cancels a hook; a group that takes the cancellation is pushed, its children to
-    // be visited by drain().
-    bool enter(cancel_hook* hook) noexcept {
-        cancel_group* g = hook->awaited_group;
-        if (!g) return hook->cancel(hook);
-        if (g->walking || !hook->cancel(hook)) return false;
-        g->walking = true;
-        g->walk_next = 0;
-        g->walk_parent = top_;
-        top_ = g;
-        return true;
-    }
-
-    void drain() noexcept {
-        while (cancel_group* g = top_) {
-            if (g->walk_next == g->children) {
-                g->walking = false;
-                top_ = g->walk_parent;
-                continue;
-            }
-            task_state* child = g->child(*g, g->walk_next++);
-            if (child && !child->done()) chain(child);
-        }
-    }
-
-    cancel_group* top_ = nullptr;
-    const std::string* message_;
-};
-
-inline bool task_state::cancel(const std::string* message) noexcept {
-    if (done()) return false;
-    cancel_walk(message).from_task(this);
-    return true;
-}
-
-// The task running now, if an aio task is running on this thread.
-inline task_state* current_task_state() noexcept {
-    return running_loop ? running_loop->current : nullptr;
-}
-
-// For an awaiter about to suspend: the running task, or a clear error.
-inline task_state& suspending_task(const char* what) {
-    task_state* t = current_task_state();
-    if (!t) throw aio::runtime_error(std::string(what) + " must be awaited inside a task run by an aio event loop");
-    return *t;
-}
-
-inline cancelled_error cancellation_of(const task_state* t) {
-    loop_core* loop = t ? t->loop() : nullptr;
-    if (!loop || loop->cancel_messages.empty()) return cancelled_error();
-    return cancelled_error(loop->cancel_message(*t));
-}
-
-// Delivers a cancel() that arrived while the task was ready to run (asyncio's
-// _must_cancel): the awaiter that resumes throws instead of returning.
-inline void throw_if_cancel_pending(task_state* t) {
-    if (t && t->must_cancel_) {
-        t->must_cancel_ = false;
-        throw cancellation_of(t);
-    }
-}
-
-}  // namespace aio::detail
-
-namespace aio::detail {
 // The running loop, or a clear error naming the operation that needed one.
 inline loop_core* running_loop_or_throw(const char* what) {
     if (!running_loop) throw aio::runtime_error(std::string(what) + " needs a running event loop");
     return running_loop;
 }
+
 }  // namespace aio::detail
+
+#include "callbacks.hpp"
+#include "cancellation.hpp"
+#include "frame_destruction.hpp"
+#include "loop_close.hpp"

@@ -9,7 +9,7 @@
 
 #include "../errors.hpp"
 #include "block_cache.hpp"
-#include "loop_core.hpp"
+#include "scheduler.hpp"
 #include "task_state.hpp"
 
 namespace aio {

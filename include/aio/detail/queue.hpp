@@ -231,7 +231,7 @@ private:
 inline void item_waiter::wait(std::coroutine_handle<> h, const char* what) {
     task_state& self = suspending_task(what);
     task_ = &self;
-    loop_ = self.loop();
+    loop_ = core_of(self.loop());
     cancel = on_cancel;
     run = on_turn;
     self.run_.resume = h;

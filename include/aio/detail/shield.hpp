@@ -30,16 +30,16 @@ public:
             state_ = state::completed;
             return;
         }
-        loop_ = t->loop();
+        loop_ = core_of(t->loop());
         run = on_inner_done;
         link_.entry = entry_of(static_cast<ready_item*>(this), tag_item);
-        push_waiter(t->waiters_, &link_);
+        t->waiters_.push_back(&link_);
     }
     shield_awaitable(const shield_awaitable&) = delete;
     shield_awaitable& operator=(const shield_awaitable&) = delete;
     ~shield_awaitable() {
         // Before inner_ goes: the callback points into the inner task.
-        if (link_.linked()) unlink_waiter(inner().waiters_, &link_);
+        if (link_.linked()) inner().waiters_.unlink(&link_);
         if (loop_) loop_->withdraw(this);
         // A task other than the one that called shield() may still be suspended here
         // (or any task while its loop closes): it must not keep a dangling hook that
@@ -105,7 +105,7 @@ private:
         s.state_ = state::cancelled;
         task_state& t = s.inner();
         if (s.link_.linked()) {
-            unlink_waiter(t.waiters_, &s.link_);
+            t.waiters_.unlink(&s.link_);
         } else {
             s.loop_->withdraw(&s);
             t.retrieved_ = true;

@@ -68,7 +68,7 @@ public:
             parent_->run_.awaiting = 0;
         while (task_group_child* c = head_) {
             unlink(c);
-            if (c->link.linked()) unlink_waiter(c->task->waiters_, &c->link);
+            if (c->link.linked()) c->task->waiters_.unlink(&c->link);
             else if (c->queued_at != not_queued) loop_->withdraw(c);
             c->task->release();
             delete c;
@@ -95,7 +95,7 @@ public:
         tail_ = c;
         ++count_;
         c->link.entry = entry_of(static_cast<ready_item*>(c), tag_item);
-        push_waiter(child.waiters_, &c->link);
+        child.waiters_.push_back(&c->link);
     }
 
     // --- leaving the group: begin_exit, then wait while has_children(), then end_exit

@@ -82,7 +82,7 @@ public:
                 loop_->push(&s);
             } else {
                 s.link.entry = entry_of(static_cast<ready_item*>(&s), tag_item);
-                push_waiter(s.task->waiters_, &s.link);
+                s.task->waiters_.push_back(&s.link);
             }
         }
     }
@@ -91,7 +91,7 @@ public:
     void arm(std::int64_t delay_ns) {
         disarm();
         callback_node* node = loop_->make_callback([this] { on_timeout_(*this); });
-        loop_->arm(node, deadline_after(steady_now_ns(), delay_ns));
+        loop_->arm(node, deadline_after(loop_->now(), delay_ns));
         node->add_ref();
         timer_ = node;
     }
@@ -105,7 +105,7 @@ public:
 
     // Stops watching one slot's task: its callback will not run.
     void forget(watch_slot& s) noexcept {
-        if (s.link.linked()) unlink_waiter(s.task->waiters_, &s.link);
+        if (s.link.linked()) s.task->waiters_.unlink(&s.link);
         loop_->withdraw(&s);
     }
 

@@ -1,0 +1,24 @@
+#pragma once
+// What a descriptor registered with the loop's poller is reported as: a ready-queue
+// item that the loop appends to the ready queue when the poller reports the descriptor
+// ready (API rule 4), with what was reported accumulated in `events` until its step
+// runs.
+
+#include <cstdint>
+
+#include "ready_queue.hpp"
+
+namespace aio::detail {
+
+enum : std::uint32_t {
+    io_readable = 1,
+    io_writable = 2,
+    io_error = 4,  // an error or a hang-up
+    io_edge = 8,   // in an interest: report edges (a change to ready), not levels
+};
+
+struct io_node : ready_item {
+    std::uint32_t events = 0;  // reported since the node's step last ran
+};
+
+}  // namespace aio::detail

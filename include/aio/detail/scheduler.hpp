@@ -1,0 +1,104 @@
+#pragma once
+// The loop's scheduling core, which tasks themselves need: the ready queue (API
+// rules 1 and 4), the loop's lists of tasks, and what a task does when it ends. It
+// knows nothing of time, the poller or threads, so that <aio/task.hpp> stays light;
+// loop_core.hpp builds the running loop on it.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../errors.hpp"
+#include "ready_queue.hpp"
+#include "task_state.hpp"
+
+namespace aio::detail {
+
+class scheduler {
+public:
+    scheduler() noexcept = default;
+    scheduler(const scheduler&) = delete;
+    scheduler& operator=(const scheduler&) = delete;
+
+    // --- scheduling (rule 4: a wake-up appends, nothing resumes inline)
+
+    void schedule(task_state& t) {
+        t.run_.awaiting = 0;
+        ready.push(entry_of(&t, tag_task));
+    }
+    void push(ready_item* item) { item->queued_at = ready.push(entry_of(item, tag_item)); }
+    void wake(std::uintptr_t entry) {
+        if ((entry & tag_mask) == tag_task) schedule(*pointer_of<task_state>(entry));
+        else push(pointer_of<ready_item>(entry));
+    }
+    void withdraw(ready_item* item) noexcept {
+        if (item->queued_at == not_queued) return;
+        ready.withdraw(item->queued_at, entry_of(item, tag_item));
+        item->queued_at = not_queued;
+    }
+
+    void check_open() const {
+        if (closed) throw aio::runtime_error("Event loop is closed");
+    }
+
+    // The task's coroutine reached its final suspend point (or was cancelled before
+    // it started): wake its waiters in the order they came.
+    void finish(task_state& t) noexcept {
+        pending.unlink(&t);
+        if (!cancel_messages.empty()) [[unlikely]]
+            note_cancel_message(t, nullptr);
+        while (waiter* w = t.waiters_.pop_front()) {
+            if ((w->entry & tag_mask) == tag_task) {  // an awaiting task will read the result
+                t.add_ref();
+                w->entry |= waiter::holds_reference;
+            }
+            wake(w->entry & ~waiter::holds_reference);
+        }
+    }
+
+    // --- cancel(msg)'s messages
+
+    // Records cancel(msg)'s message for `t`; a cancel() without one forgets it, as in
+    // asyncio. The message is best effort: without memory for it, it is dropped.
+    void note_cancel_message(const task_state& t, const std::string* message) noexcept {
+        auto it = cancel_messages.begin();
+        while (it != cancel_messages.end() && it->first != &t) ++it;
+        if (!message || message->empty()) {
+            if (it != cancel_messages.end()) cancel_messages.erase(it);
+            return;
+        }
+        try {
+            if (it != cancel_messages.end()) it->second = *message;
+            else cancel_messages.emplace_back(&t, *message);
+        } catch (...) {
+        }
+    }
+    // The message of the cancellation delivered to `t` (empty: none).
+    std::string cancel_message(const task_state& t) const {
+        for (const auto& [task, message] : cancel_messages)
+            if (task == &t) return message;
+        return {};
+    }
+
+    ready_queue ready;
+    task_list pending;   // in creation order: all_tasks(), shutdown
+    task_list finished;  // done, still referenced by a handle
+    task_state* current = nullptr;
+    // The messages of pending cancel(msg) requests, by task (few, and usually none).
+    std::vector<std::pair<const task_state*, std::string>> cancel_messages;
+    bool closed = false;
+
+protected:
+    ~scheduler() = default;
+};
+
+// The error a cancellation raises in task `t`: aio::cancelled_error, carrying the
+// message of the cancel(msg) that caused it, if any.
+inline cancelled_error cancellation_of(const task_state* t) {
+    scheduler* loop = t ? t->loop() : nullptr;
+    if (!loop || loop->cancel_messages.empty()) return cancelled_error();
+    return cancelled_error(loop->cancel_message(*t));
+}
+
+}  // namespace aio::detail

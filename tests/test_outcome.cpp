@@ -59,8 +59,8 @@ TEST_CASE("an outcome rethrows the very exception object it holds") {
     std::exception_ptr e = error_of(aio::cancelled_error());
     aio::outcome<int> o(e);
     REQUIRE(o.error() == e);
-    const std::exception* first = nullptr;
-    const std::exception* second = nullptr;
+    const aio::cancelled_error* first = nullptr;
+    const aio::cancelled_error* second = nullptr;
     try {
         o.value();
     } catch (const aio::cancelled_error& x) {

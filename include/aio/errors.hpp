@@ -1,20 +1,34 @@
 #pragma once
-// The four error types of asyncio, as C++ exceptions.
+// asyncio's error types as C++ exceptions: the ordinary errors derive from
+// std::exception; a cancellation and Ctrl-C derive from aio::base_exception, which does
+// not, so ordinary error handling cannot swallow them (Python's BaseException).
 
-#include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
 namespace aio {
 
-// Thrown at the co_await where a cancelled task is suspended (asyncio.CancelledError).
-// It derives from std::runtime_error, so `catch (const std::exception&)` also catches a
-// cancellation: rethrow it, or the task carries on as if it had not been cancelled.
-class cancelled_error : public std::runtime_error {
+// What is not an error but ends a task all the same (Python's BaseException): a
+// cancellation, Ctrl-C. It has what() but is not a std::exception, so
+// `catch (const std::exception&)` lets it through; `catch (...)` still sees it, as a
+// bare `except:` does. Copying shares the message (copies never throw).
+class base_exception {
 public:
-    cancelled_error() : std::runtime_error("the task was cancelled") {}
+    explicit base_exception(const std::string& message) : message_(std::make_shared<const std::string>(message)) {}
+    virtual ~base_exception() = default;
+    virtual const char* what() const noexcept { return message_->c_str(); }
+
+private:
+    std::shared_ptr<const std::string> message_;
+};
+
+// Thrown at the co_await where a cancelled task is suspended (asyncio.CancelledError).
+class cancelled_error : public base_exception {
+public:
+    cancelled_error() : base_exception("the task was cancelled") {}
     explicit cancelled_error(const std::string& message)
-        : std::runtime_error(message.empty() ? "the task was cancelled" : message) {}
+        : base_exception(message.empty() ? "the task was cancelled" : message) {}
 };
 
 // A time limit ran out (asyncio.TimeoutError).
@@ -45,12 +59,10 @@ public:
 };
 
 // aio::run was interrupted by Ctrl-C (SIGINT) and its main task ended cancelled
-// (asyncio's KeyboardInterrupt). Like Python's, it is not one of the ordinary errors:
-// it derives from std::exception only, so `catch (const std::runtime_error&)` lets it
-// through to the caller of aio::run.
-class keyboard_interrupt : public std::exception {
+// (asyncio's KeyboardInterrupt, a BaseException).
+class keyboard_interrupt : public base_exception {
 public:
-    const char* what() const noexcept override { return "interrupted (SIGINT)"; }
+    keyboard_interrupt() : base_exception("interrupted (SIGINT)") {}
 };
 
 }  // namespace aio

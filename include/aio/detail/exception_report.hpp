@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 
+#include "../errors.hpp"
 #include "../exception_context.hpp"
 
 namespace aio::detail {
@@ -19,6 +20,9 @@ inline void print_exception_context(const exception_context& context) noexcept {
             try {
                 std::rethrow_exception(context.exception);
             } catch (const std::exception& e) {
+                line += ": ";
+                line += e.what();
+            } catch (const base_exception& e) {
                 line += ": ";
                 line += e.what();
             } catch (...) {

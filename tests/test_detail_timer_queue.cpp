@@ -1,16 +1,10 @@
-// The loop's machinery in include/aio/detail: the timer queue (deadline order, ties in
-// arming order, removal from the middle, late timers, batch pops, cancelled untracked
-// timers and their sweeps), the ready queue (FIFO across growth and wrap-around,
-// withdrawal), the tasks' waiter lists and the block cache.
+// The timer queue in include/aio/detail/timer_queue.hpp: deadline then arming order, removal, late timers, batch pops, sweeps.
 
-#include <aio/detail/block_cache.hpp>
-#include <aio/detail/ready_queue.hpp>
-#include <aio/detail/task_state.hpp>
 #include <aio/detail/timer_queue.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <limits>
 #include <memory>
 #include <new>
@@ -20,17 +14,6 @@
 #include <vector>
 
 #include "support/catch.hpp"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define AIO_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AIO_TEST_ASAN 1
-#endif
-#endif
-#ifdef AIO_TEST_ASAN
-#include <sanitizer/asan_interface.h>
-#endif
 
 namespace {
 
@@ -540,113 +523,4 @@ TEST_CASE("clearing the timer queue visits every timer and leaves each idle") {
     // The queue is reusable.
     q.push(5, tag(*timers[0]));
     REQUIRE(id_of(pop(q)) == 0);
-}
-
-TEST_CASE("the ready queue is FIFO") {
-    aio::detail::ready_queue q;
-    REQUIRE(q.empty());
-    REQUIRE(q.size() == 0);
-    for (std::uintptr_t i = 1; i <= 10; ++i) q.push(i * 4);
-    REQUIRE(q.size() == 10);
-    REQUIRE(q.front() == 4);
-    for (std::uintptr_t i = 1; i <= 10; ++i) REQUIRE(q.pop() == i * 4);
-    REQUIRE(q.empty());
-}
-
-TEST_CASE("the ready queue keeps its order when it grows across the wrap-around") {
-    aio::detail::ready_queue q;
-    std::deque<std::uintptr_t> reference;
-    std::uintptr_t next = 1;
-    // Push and pop unevenly so that the head moves around the ring while it grows.
-    for (int round = 0; round < 50; ++round) {
-        for (int i = 0; i < 37 + round * 3; ++i) {
-            q.push(next * 4);
-            reference.push_back(next * 4);
-            ++next;
-        }
-        for (int i = 0; i < 31 + round * 2 && !reference.empty(); ++i) {
-            REQUIRE(q.front() == reference.front());
-            REQUIRE(q.pop() == reference.front());
-            reference.pop_front();
-        }
-        REQUIRE(q.size() == reference.size());
-    }
-    while (!reference.empty()) {
-        REQUIRE(q.pop() == reference.front());
-        reference.pop_front();
-    }
-    REQUIRE(q.empty());
-}
-
-TEST_CASE("withdrawing a ready queue entry blanks it, even after the queue has grown") {
-    aio::detail::ready_queue q;
-    for (std::uintptr_t i = 1; i <= 40; ++i) q.push(i * 4);
-    for (int i = 0; i < 30; ++i) q.pop();  // head is now at position 30
-    const std::uint64_t pos = q.push(1000);
-    for (std::uintptr_t i = 1; i <= 200; ++i) q.push(4000 + i * 4);  // grows, the ring wraps
-    q.withdraw(pos, 999);                                          // a different entry there: no effect
-    q.withdraw(pos, 1000);
-    q.withdraw(pos, 1000);  // twice is harmless
-    for (int i = 0; i < 10; ++i) REQUIRE(q.pop() != 0);
-    REQUIRE(q.pop() == 0);  // the withdrawn entry
-    for (std::uintptr_t i = 1; i <= 200; ++i) REQUIRE(q.pop() == 4000 + i * 4);
-    REQUIRE(q.empty());
-    q.withdraw(pos, 1000);  // already popped: no effect
-    const std::uint64_t later = q.push(8);
-    REQUIRE(later > pos);
-    REQUIRE(q.pop() == 8);
-}
-
-TEST_CASE("ready queue entries carry their tag and pointer") {
-    alignas(4) static int object = 0;
-    using namespace aio::detail;
-    std::uintptr_t e = entry_of(&object, tag_task);
-    REQUIRE((e & tag_mask) == tag_task);
-    REQUIRE(pointer_of<int>(e) == &object);
-    REQUIRE(pointer_of<int>(entry_of(&object, tag_sleep)) == &object);
-    REQUIRE((entry_of(&object, tag_item) & tag_mask) == tag_item);
-}
-
-TEST_CASE("a task's waiter list keeps its waiters in the order they came and unlinks any of them") {
-    using aio::detail::waiter;
-    aio::detail::waiter_list list;
-    waiter w[5];
-    for (auto& x : w) {
-        REQUIRE_FALSE(x.linked());
-        list.push_back(&x);
-        REQUIRE(x.linked());
-    }
-    list.unlink(&w[0]);  // the head
-    list.unlink(&w[2]);  // the middle
-    list.unlink(&w[4]);  // the tail
-    REQUIRE_FALSE(w[0].linked());
-    std::vector<waiter*> order;
-    while (waiter* x = list.pop_front()) order.push_back(x);
-    REQUIRE(order == std::vector<waiter*>{&w[1], &w[3]});
-    REQUIRE(list.empty());
-}
-
-TEST_CASE("the block cache hands a freed block of the same size class back out") {
-    aio::detail::block_cache cache;
-    void* a = cache.allocate(100);
-    cache.deallocate(a, 100);
-    void* b = cache.allocate(104);  // same size class (89..104 bytes)
-    REQUIRE(b == a);
-    void* big = cache.allocate(4096);  // above the cached sizes: plain operator new
-    cache.deallocate(big, 4096);
-    cache.deallocate(b, 104);
-}
-
-TEST_CASE("freed blocks go back to the thread's block cache, except under AddressSanitizer, which must see every free") {
-    void* a = aio::detail::allocate_block(100);
-    aio::detail::deallocate_block(a, 100);
-#ifdef AIO_TEST_ASAN
-    REQUIRE(aio::detail::bypass_block_cache);
-    REQUIRE(__asan_address_is_poisoned(a));  // freed for real: a use after free is caught
-#else
-    REQUIRE_FALSE(aio::detail::bypass_block_cache);
-    void* b = aio::detail::allocate_block(100);
-    REQUIRE(b == a);
-    aio::detail::deallocate_block(b, 100);
-#endif
 }

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "detail/loop_core.hpp"
+#include "detail/suspension.hpp"
 #include "detail/task_state.hpp"
 #include "detail/watch_set.hpp"
 #include "errors.hpp"
@@ -161,16 +162,12 @@ public:
             throw aio::runtime_error("aio::as_completed()'s next() awaited on another event loop");
         self_ = &t;
         ac_->waiting_ = this;
-        t.run_.resume = h;
-        t.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<detail::cancel_hook*>(this));
-        // A cancel() that came while the task was running cancels this next() at once.
-        if (t.must_cancel_ && detail::cancel_walk().from_hook(this)) t.must_cancel_ = false;
+        detail::suspend(t, h, *this);
     }
 
     T await_resume() {
         if (ac_->waiting_ == this) ac_->waiting_ = nullptr;
-        detail::throw_if_cancel_pending(self_);
-        if (cancelled_) throw detail::cancellation_of(self_);
+        detail::resumed(self_, cancelled_);
         return ac_->take();
     }
 
@@ -187,9 +184,7 @@ private:
     // while its loop closes) is suspended here: the task can never resume now, and
     // must not keep a dangling hook that cancel() would follow. It stays suspended.
     void forget() noexcept {
-        if (!woken_ && !ac_->loop().closed &&
-            self_->run_.awaiting == reinterpret_cast<std::uintptr_t>(static_cast<detail::cancel_hook*>(this)))
-            self_->run_.awaiting = 0;
+        if (!woken_ && !ac_->loop().closed) detail::forget_hook(self_, *this);
         ac_ = nullptr;
     }
 

@@ -115,7 +115,7 @@ private:
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<> h) { node_.suspend(cond_.waiters_, h, "aio::condition::wait()"); }
         void await_resume() {
-            if (node_.resume() != detail::queue_waiter::outcome::woken) throw node_.cancellation();
+            if (node_.resume() != detail::queue_waiter::outcome::woken) node_.throw_cancellation();
         }
 
     private:

@@ -49,7 +49,7 @@ public:
         void await_suspend(std::coroutine_handle<> h) { node_.suspend(event_.waiters_, h, "aio::event::wait()"); }
         void await_resume() {
             if (node_.current() == detail::queue_waiter::state::idle) return;  // did not suspend
-            if (node_.resume() != detail::queue_waiter::outcome::woken) throw node_.cancellation();
+            if (node_.resume() != detail::queue_waiter::outcome::woken) node_.throw_cancellation();
         }
 
     private:

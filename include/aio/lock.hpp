@@ -71,7 +71,7 @@ public:
             // Cancelled: if a wake-up was ours (abandoned), or the lock is free anyway,
             // the next queued task must run.
             if (!lock_.locked_) lock_.wake_up_first();
-            throw node_.cancellation();
+            node_.throw_cancellation();
         }
 
     protected:

@@ -78,7 +78,7 @@ public:
             // Tasks that queued behind us while units were free are served now.
             while (sem_.value_ > 0 && sem_.wake_up_next()) {
             }
-            if (outcome != detail::queue_waiter::outcome::woken) throw node_.cancellation();
+            if (outcome != detail::queue_waiter::outcome::woken) node_.throw_cancellation();
         }
 
     protected:

@@ -12,8 +12,8 @@
 #include <coroutine>
 #include <cstdint>
 
-#include "detail/loop_core.hpp"
 #include "detail/sleep_node.hpp"
+#include "detail/suspension.hpp"
 #include "errors.hpp"
 
 namespace aio {
@@ -33,34 +33,12 @@ public:
     bool await_ready() const noexcept { return false; }
 
     void await_suspend(std::coroutine_handle<> h) {
-        detail::task_state& t = detail::suspending_task("aio::sleep()");
-        detail::loop_core& loop = *detail::running_loop;
-        const std::int64_t delay = node_.delay;
-        t.run_.resume = h;
-        if (delay <= 0) {
-            node_.timer = {detail::sleep_node::fired, 0};
-            loop.schedule(t);
-        } else if (t.must_cancel_) {  // cancelled while running: this sleep is cancelled at once
-            t.must_cancel_ = false;
-            node_.timer = {detail::sleep_node::cancelled, 0};
-            loop.schedule(t);
-        } else {
-            node_.timer = {};
-            t.run_.awaiting = reinterpret_cast<std::uintptr_t>(&node_) | detail::awaiting_sleep;
-            try {
-                loop.timers.push(detail::deadline_after(loop.now(), delay),
-                                 reinterpret_cast<std::uintptr_t>(&t) | detail::timer_is_sleep);
-            } catch (...) {
-                t.run_.awaiting = 0;
-                throw;
-            }
-        }
+        detail::suspend_sleeping(detail::suspending_task("aio::sleep()"), h, node_, node_.delay);
     }
 
     void await_resume() {
         // A cancel() that came after the timer was cancelled adds no second error.
-        detail::throw_if_cancel_pending(detail::current_task_state());
-        if (node_.timer.slot == detail::sleep_node::cancelled) throw detail::cancellation_of(detail::current_task_state());
+        detail::resumed(detail::current_task_state(), node_.timer.slot == detail::sleep_node::cancelled);
     }
 
 private:

@@ -14,6 +14,7 @@
 
 #include "detail/callback_node.hpp"
 #include "detail/loop_core.hpp"
+#include "detail/suspension.hpp"
 #include "detail/task_state.hpp"
 #include "errors.hpp"
 #include "task.hpp"
@@ -236,14 +237,11 @@ public:
         self_ = &self;
         link_.entry = detail::entry_of(&self, detail::tag_task);
         target_->waiters_.push_back(&link_);
-        self.run_.resume = h;
-        self.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<detail::cancel_hook*>(this));
-        // A cancel() that came while the task was running reaches what it now awaits.
-        if (self.must_cancel_ && target_->cancel()) self.must_cancel_ = false;
+        detail::suspend(self, h, *this);
     }
 
     T await_resume() {
-        detail::throw_if_cancel_pending(self_);
+        detail::resumed(self_);
         // Move a value out only when no other handle can read it afterwards.
         const std::uint32_t ours = link_.holds_ref() ? 2 : 1;  // the operand, and the handed-over one
         return detail::task_result<T>(*target_, take_ && target_->refs_ <= ours);

@@ -23,6 +23,7 @@
 #include "../task.hpp"
 #include "../task_handle.hpp"
 #include "loop_core.hpp"
+#include "suspension.hpp"
 #include "task_state.hpp"
 
 namespace aio {
@@ -96,14 +97,12 @@ struct gather_state : cancel_hook, cancel_group {
     void suspend(std::coroutine_handle<> h) {
         task_state& t = suspending_task("aio::gather()");
         awaiting = &t;
-        t.run_.resume = h;
-        t.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
-        if (t.must_cancel_ && cancel_walk().from_hook(this)) t.must_cancel_ = false;
+        detail::suspend(t, h, *this);
     }
 
     void check_result() {
         consumed = true;
-        throw_if_cancel_pending(awaiting);
+        resumed(awaiting);
         if (error) std::rethrow_exception(error);
     }
 
@@ -112,9 +111,7 @@ struct gather_state : cancel_hook, cancel_group {
     // now, since resuming would read the dead gather, but it must not keep a dangling
     // hook that cancel() would follow. It stays suspended until its loop closes.
     void forget_awaiter() noexcept {
-        if (awaiting && !consumed && !loop->closed &&
-            awaiting->run_.awaiting == reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this)))
-            awaiting->run_.awaiting = 0;
+        if (awaiting && !consumed && !loop->closed) forget_hook(awaiting, *this);
     }
 
     loop_core* loop;

@@ -29,6 +29,7 @@
 #include "../queue_errors.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
+#include "suspension.hpp"
 #include "task_state.hpp"
 
 namespace aio::detail {
@@ -234,24 +235,17 @@ inline void item_waiter::wait(std::coroutine_handle<> h, const char* what) {
     loop_ = core_of(self.loop());
     cancel = on_cancel;
     run = on_turn;
-    self.run_.resume = h;
-    self.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
     queue_->list_of(kind_).push_back(this);
     state_ = state::waiting;
-    // A cancel() that came while the task was running cancels the wait at once.
-    if (self.must_cancel_ && cancel_walk().from_hook(this)) self.must_cancel_ = false;
+    detail::suspend(self, h, *this);
 }
 
 inline void item_waiter::end_suspended_wait() {
     const state s = std::exchange(state_, state::idle);
-    if (s == state::cancelled) {
-        throw_if_cancel_pending(task_);
-        throw cancellation_of(task_);
+    if (s == state::woken && cancel_pending(task_)) {
+        if (queue_) queue_->pass_turn_on(kind_);  // our turn goes to the next in line
     }
-    if (s == state::woken && task_->must_cancel_) {
-        if (queue_) queue_->pass_turn_on(kind_);
-        throw_if_cancel_pending(task_);
-    }
+    resumed(task_, s == state::cancelled);
     if (s != state::idle && !queue_)
         throw aio::runtime_error("an aio queue was destroyed while a task waited on it");
 }
@@ -273,7 +267,7 @@ inline bool item_waiter::on_cancel(cancel_hook* hook) noexcept {
 inline void item_waiter::on_turn(ready_item* item) noexcept {
     auto& w = static_cast<item_waiter&>(*item);
     if (w.list_) w.list_->remove(&w);
-    if (w.queue_ && !w.task_->must_cancel_ && w.queue_->must_wait_again(w.kind_)) {
+    if (w.queue_ && !cancel_pending(w.task_) && w.queue_->must_wait_again(w.kind_)) {
         w.queue_->list_of(w.kind_).push_back(&w);
         w.state_ = state::waiting;
         return;

@@ -15,6 +15,7 @@
 #include "../task_handle.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
+#include "suspension.hpp"
 #include "task_state.hpp"
 
 namespace aio::detail {
@@ -44,9 +45,7 @@ public:
         // A task other than the one that called shield() may still be suspended here
         // (or any task while its loop closes): it must not keep a dangling hook that
         // cancel() would follow. It stays suspended.
-        if (awaiting_ && state_ == state::pending && !loop_->closed &&
-            awaiting_->run_.awaiting == reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this)))
-            awaiting_->run_.awaiting = 0;
+        if (awaiting_ && state_ == state::pending && !loop_->closed) forget_hook(awaiting_, *this);
     }
 
     bool await_ready() const {
@@ -60,17 +59,13 @@ public:
         if (&self == &inner()) throw aio::runtime_error("a task cannot await a shield of itself");
         if (self.loop_ != loop_) throw aio::runtime_error("a task cannot await a shield of a task of another event loop");
         awaiting_ = &self;
-        self.run_.resume = h;
-        self.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
-        // A cancel() that came while the task was running cancels the shield at once.
-        if (self.must_cancel_ && cancel_walk().from_hook(this)) self.must_cancel_ = false;
+        detail::suspend(self, h, *this);
     }
 
     T await_resume() {
         const bool cancelled = state_ == state::cancelled;
         state_ = state::consumed;
-        throw_if_cancel_pending(awaiting_);
-        if (cancelled) throw cancellation_of(awaiting_);
+        resumed(awaiting_, cancelled);
         // The inner task's value (moved out if the shield holds the only handle), or its
         // exception — cancelled_error if it was cancelled itself.
         task_state& t = inner();

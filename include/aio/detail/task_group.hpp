@@ -22,6 +22,7 @@
 #include "../exception_group.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
+#include "suspension.hpp"
 #include "task_state.hpp"
 
 namespace aio::detail {
@@ -63,9 +64,7 @@ public:
     // closes while the parent waits (close() destroys the parent's frame, this group
     // with it): let go of them without running anything.
     ~task_group_core() {
-        if (waiting_ && !loop_->closed &&
-            parent_->run_.awaiting == reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this)))
-            parent_->run_.awaiting = 0;
+        if (waiting_ && !loop_->closed) forget_hook(parent_, *this);
         while (task_group_child* c = head_) {
             unlink(c);
             if (c->link.linked()) c->task->waiters_.unlink(&c->link);
@@ -182,24 +181,13 @@ private:
     }
 
     void suspend(std::coroutine_handle<> h) noexcept {
-        task_state& t = *parent_;
-        t.run_.resume = h;
-        t.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
         waiting_ = true;
-        // A cancel() that came while the parent ran cancels the wait at once.
-        if (t.must_cancel_) {
-            t.must_cancel_ = false;
-            cancel_wait();
-        }
+        detail::suspend(*parent_, h, *this);
     }
 
     void resumed() {
-        if (wait_cancelled_) {
-            wait_cancelled_ = false;
-            throw cancellation_of(parent_);
-        }
-        // Cancelled after the last child's step had woken the parent.
-        throw_if_cancel_pending(parent_);
+        // Cancelled while waiting, or after the last child's step had woken the parent.
+        detail::resumed(parent_, std::exchange(wait_cancelled_, false));
     }
 
     void cancel_wait() noexcept {

@@ -17,6 +17,7 @@
 #include "../errors.hpp"
 #include "../task_handle.hpp"
 #include "loop_core.hpp"
+#include "suspension.hpp"
 #include "task_state.hpp"
 #include "watch_set.hpp"
 
@@ -65,9 +66,7 @@ public:
         // Only a task other than the one that called aio::wait() can still be
         // suspended here (or any task while its loop closes): it must not keep a
         // dangling hook that cancel() would follow. It stays suspended.
-        if (state_ == state::waiting && awaiting_ && !loop().closed &&
-            awaiting_->run_.awaiting == reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this)))
-            awaiting_->run_.awaiting = 0;
+        if (state_ == state::waiting && awaiting_ && !loop().closed) forget_hook(awaiting_, *this);
     }
 
     // Always suspends, even when every task has ended: the done callbacks run
@@ -91,18 +90,14 @@ public:
         }
         awaiting_ = &t;
         state_ = state::waiting;
-        t.run_.resume = h;
-        t.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
-        // A cancel() that came while the task was running cancels the wait at once.
-        if (t.must_cancel_ && cancel_walk().from_hook(this)) t.must_cancel_ = false;
+        detail::suspend(t, h, *this);
     }
 
     wait_result<Handle> await_resume() {
         stop();  // asyncio's `finally`: the callbacks and the timer go
         const bool cancelled = state_ == state::cancelled;
         state_ = state::consumed;
-        throw_if_cancel_pending(awaiting_);
-        if (cancelled) throw cancellation_of(awaiting_);
+        resumed(awaiting_, cancelled);
         // The done ones stay in handles_ (moved up in order); the others move out.
         wait_result<Handle> result;
         std::size_t kept = 0;

@@ -42,6 +42,7 @@
 
 #include "../errors.hpp"
 #include "loop_core.hpp"
+#include "suspension.hpp"
 #include "task_state.hpp"
 
 namespace aio::detail {
@@ -69,12 +70,11 @@ public:
     // queue is in use by another loop's tasks.
     inline void suspend(waiter_queue& q, std::coroutine_handle<> h, const char* what);
 
-    // In await_resume: unlinks the node and says what happened. A cancellation pending
-    // on the task is taken over here (the caller throws cancelled_error once, see
-    // cancellation()).
+    // In await_resume: unlinks the node and says what happened. Unless woken, the
+    // caller passes on what the wake-up gave (if anything), then throw_cancellation().
     inline outcome resume() noexcept;
-
-    cancelled_error cancellation() const { return cancellation_of(task_); }
+    // Throws the task's cancellation (one cancellation, one error).
+    inline void throw_cancellation() const;
     task_state* task() const noexcept { return task_; }
     state current() const noexcept { return state_; }
 
@@ -99,9 +99,7 @@ public:
             queue_waiter* w = head_;
             unlink(w);
             task_state* t = w->task_;
-            if (w->state_ == queue_waiter::state::waiting &&
-                t->run_.awaiting == reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(w)))
-                t->run_.awaiting = 0;
+            if (w->state_ == queue_waiter::state::waiting) forget_hook(t, *w);
         }
     }
 
@@ -172,28 +170,20 @@ inline void queue_waiter::suspend(waiter_queue& q, std::coroutine_handle<> h, co
         throw aio::runtime_error(std::string(what) + " is in use by tasks of another event loop");
     q.loop_ = running_loop;
     task_ = &self;
-    self.run_.resume = h;
-    if (self.must_cancel_) {  // cancelled while running: this wait is cancelled at once
-        self.must_cancel_ = false;
-        state_ = state::cancelled;
-        running_loop->schedule(self);
-        if (q.empty()) q.loop_ = nullptr;
-        return;
-    }
     state_ = state::waiting;
     q.push(this);
-    self.run_.awaiting = reinterpret_cast<std::uintptr_t>(static_cast<cancel_hook*>(this));
+    detail::suspend(self, h, *this);
 }
 
 inline queue_waiter::outcome queue_waiter::resume() noexcept {
     if (queue_) queue_->unlink(this);
-    const bool cancel_pending = task_ && task_->must_cancel_;
-    if (cancel_pending) task_->must_cancel_ = false;  // one cancellation, one error
     const state s = state_;
     state_ = state::idle;
     if (s == state::cancelled) return outcome::cancelled;
-    return cancel_pending ? outcome::abandoned : outcome::woken;
+    return cancel_pending(task_) ? outcome::abandoned : outcome::woken;
 }
+
+inline void queue_waiter::throw_cancellation() const { resumed(task_, true); }
 
 // Only a waiting node can be cancelled: its task is woken to get cancelled_error. A
 // woken one keeps its wake-up (false: cancel() marks the task, and resume() reports

@@ -6,8 +6,7 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <vector>
+#include <unordered_map>
 
 #include "../errors.hpp"
 #include "ready_queue.hpp"
@@ -61,32 +60,29 @@ public:
 
     // Records cancel(msg)'s message for `t`; a cancel() without one forgets it, as in
     // asyncio. The message is best effort: without memory for it, it is dropped.
+    // A hash map: cancel("shutdown") of a gather reaches each of its children.
     void note_cancel_message(const task_state& t, const std::string* message) noexcept {
-        auto it = cancel_messages.begin();
-        while (it != cancel_messages.end() && it->first != &t) ++it;
         if (!message || message->empty()) {
-            if (it != cancel_messages.end()) cancel_messages.erase(it);
+            cancel_messages.erase(&t);
             return;
         }
         try {
-            if (it != cancel_messages.end()) it->second = *message;
-            else cancel_messages.emplace_back(&t, *message);
+            cancel_messages.insert_or_assign(&t, *message);
         } catch (...) {
         }
     }
     // The message of the cancellation delivered to `t` (empty: none).
     std::string cancel_message(const task_state& t) const {
-        for (const auto& [task, message] : cancel_messages)
-            if (task == &t) return message;
-        return {};
+        auto it = cancel_messages.find(&t);
+        return it == cancel_messages.end() ? std::string() : it->second;
     }
 
     ready_queue ready;
     task_list pending;   // in creation order: all_tasks(), shutdown
     task_list finished;  // done, still referenced by a handle
     task_state* current = nullptr;
-    // The messages of pending cancel(msg) requests, by task (few, and usually none).
-    std::vector<std::pair<const task_state*, std::string>> cancel_messages;
+    // The messages of pending cancel(msg) requests, by task (usually none).
+    std::unordered_map<const task_state*, std::string> cancel_messages;
     bool closed = false;
 
 protected:

@@ -6,6 +6,7 @@
 
 #include <aio/create_task.hpp>
 #include <aio/errors.hpp>
+#include <aio/event_loop.hpp>
 #include <aio/run.hpp>
 #include <aio/sleep.hpp>
 #include <aio/task.hpp>
@@ -521,30 +522,30 @@ TEST_CASE("sleep accepts any std::chrono::duration and never ends early") {
 }
 
 namespace {
-aio::task<> deadline_sleeper(std::vector<int>& woke, int rank, steady::time_point deadline) {
-    co_await aio::sleep(deadline - steady::now());
+aio::task<> deadline_sleeper(std::vector<int>& woke, int rank, aio::event_loop::time_point deadline) {
+    co_await aio::sleep(deadline - aio::get_running_loop().time());
     woke.push_back(rank);
 }
 }  // namespace
 
+// On simulated time: each task's deadline depends on its rank alone, however long
+// arming them takes on a loaded machine.
 TEST_CASE("a thousand tasks created in shuffled order wake in deadline order") {
     constexpr int count = 1000;
     std::vector<int> ranks(count);
     std::iota(ranks.begin(), ranks.end(), 0);
     std::shuffle(ranks.begin(), ranks.end(), std::mt19937(20240611));
     std::vector<int> woke;
+    aio::detail::manual_clock clock;
+    aio::event_loop loop(clock);
+    const auto base = loop.time() + 1s;
     auto program = [&]() -> aio::task<> {
-        // Absolute deadlines, far ahead of the time it takes to arm them all (even
-        // under sanitizers on a loaded machine), so that each task's deadline depends
-        // on its rank alone. They are 3 ms apart: the sleep reads the clock again a
-        // moment after the task computed its delay, and a thread preempted in between
-        // (a scheduler time slice on a busy machine) must not swap two neighbours.
-        const auto base = steady::now() + 1s;
         std::vector<aio::task_handle<>> tasks;
-        for (int rank : ranks) tasks.push_back(aio::create_task(deadline_sleeper(woke, rank, base + rank * 3ms)));
+        for (int rank : ranks) tasks.push_back(aio::create_task(deadline_sleeper(woke, rank, base + rank * 1ms)));
         for (auto& t : tasks) co_await t;
     };
-    aio::run(program());
+    loop.run_until_complete(program());
+    REQUIRE(loop.time() == base + (count - 1) * 1ms);  // no time passed but the sleeps'
     std::vector<int> sorted(count);
     std::iota(sorted.begin(), sorted.end(), 0);
     REQUIRE(woke == sorted);

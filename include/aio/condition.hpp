@@ -102,6 +102,7 @@ public:
     // Wakes up to `n` waiting tasks, oldest first. Throws aio::runtime_error if the
     // lock is not held.
     void notify(std::size_t n = 1) {
+        waiters_.check_thread("aio::condition::notify()");
         if (!lock_->locked()) throw aio::runtime_error("aio::condition::notify(): the lock is not acquired");
         waiters_.wake(n);
     }

@@ -34,6 +34,7 @@ public:
 
     // Sets the flag and wakes every waiting task, oldest first. No effect if set.
     void set() noexcept {
+        waiters_.assert_thread("aio::event::set()");
         if (value_) return;
         value_ = true;
         waiters_.wake_all();

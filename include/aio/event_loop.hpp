@@ -13,6 +13,7 @@
 
 #include "detail/callback_node.hpp"
 #include "detail/loop_core.hpp"
+#include "detail/thread_check.hpp"
 #include "errors.hpp"
 #include "exception_context.hpp"
 #include "handle.hpp"
@@ -68,6 +69,7 @@ public:
     template <class F>
         requires std::is_invocable_v<std::decay_t<F>&>
     handle call_soon(F&& f) {
+        detail::check_loop_thread(&core_, "aio::event_loop::call_soon()");
         core_.check_open();
         auto* node = core_.make_callback(std::forward<F>(f));
         try {
@@ -91,6 +93,7 @@ public:
     template <class F>
         requires std::is_invocable_v<std::decay_t<F>&>
     timer_handle call_at(time_point when, F&& f) {
+        detail::check_loop_thread(&core_, "aio::event_loop::call_later()/call_at()");
         core_.check_open();
         auto* node = core_.make_callback(std::forward<F>(f));
         core_.arm(node, std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count());
@@ -101,6 +104,7 @@ public:
     // caller yields. Tasks are named "Task-N" in creation order unless named.
     template <class T>
     task_handle<T> create_task(task<T> t, std::string name = {}) {
+        detail::check_loop_thread(&core_, "aio::event_loop::create_task()");
         auto& p = t.detach_for_spawn();
         core_.spawn(p, std::move(name));
         t.release();

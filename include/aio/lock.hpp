@@ -48,6 +48,7 @@ public:
 
     // Throws aio::runtime_error if the lock is not locked.
     void release() {
+        waiters_.check_thread("aio::lock::release()");
         if (!locked_) throw aio::runtime_error("aio::lock::release(): the lock is not acquired");
         locked_ = false;
         wake_up_first();

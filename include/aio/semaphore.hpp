@@ -55,6 +55,7 @@ public:
     // Adds a unit and wakes the oldest queued task, if any. A bounded_semaphore throws
     // aio::runtime_error instead when it would go above its initial value.
     void release() {
+        waiters_.check_thread("aio::semaphore::release()");
         if (bound_ >= 0 && value_ >= bound_)
             throw aio::runtime_error("aio::bounded_semaphore::release(): released too many times");
         ++value_;

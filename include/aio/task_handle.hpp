@@ -16,6 +16,7 @@
 #include "detail/loop_core.hpp"
 #include "detail/suspension.hpp"
 #include "detail/task_state.hpp"
+#include "detail/thread_check.hpp"
 #include "errors.hpp"
 #include "task.hpp"
 
@@ -30,7 +31,10 @@ class any_task_handle {
 public:
     any_task_handle() noexcept = default;
     any_task_handle(const any_task_handle& other) noexcept : state_(other.state_) {
-        if (state_) state_->add_ref();
+        if (state_) {
+            detail::assert_loop_thread(state_->loop(), "copying an aio::task_handle");
+            state_->add_ref();
+        }
     }
     any_task_handle(any_task_handle&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
     any_task_handle& operator=(any_task_handle other) noexcept {
@@ -38,7 +42,10 @@ public:
         return *this;
     }
     ~any_task_handle() {
-        if (state_) state_->release();
+        if (state_) {
+            detail::assert_loop_thread(state_->loop(), "dropping an aio::task_handle");
+            state_->release();
+        }
     }
 
     explicit operator bool() const noexcept { return state_ != nullptr; }

@@ -175,12 +175,6 @@ public:
         if (inbox_.post(node)) multiplexer.wake();
     }
 
-    // True while this loop runs on a thread other than the calling one: what the
-    // thread-ownership checks (thread_check.hpp) look for.
-    bool running_elsewhere() const noexcept {
-        return active_.load(std::memory_order_relaxed) && running_loop != this;
-    }
-
     // --- running
 
     // Until stop(). Blocks whenever nothing is ready: another thread may always post.
@@ -200,13 +194,13 @@ public:
             poller::running_guard exact_timers;
             explicit running_scope(loop_core& l) : loop(l) {
                 loop.running = true;
-                loop.active_.store(true, std::memory_order_relaxed);
+                loop.running_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
                 running_loop = &l;
             }
             ~running_scope() {
                 loop.running = false;
                 loop.stopping = false;
-                loop.active_.store(false, std::memory_order_relaxed);
+                loop.running_thread_.store(std::thread::id(), std::memory_order_relaxed);
                 running_loop = nullptr;
             }
         } scope(*this);
@@ -389,7 +383,6 @@ private:
     inbox inbox_;
     std::size_t wake_sources_ = 0;
     std::atomic<std::size_t> remote_wake_sources_{0};
-    std::atomic<bool> active_{false};  // running, as seen from other threads
     event_loop& owner_;
     std::uint64_t next_task_id_ = 1;
 };

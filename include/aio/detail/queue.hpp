@@ -31,6 +31,7 @@
 #include "ready_queue.hpp"
 #include "suspension.hpp"
 #include "task_state.hpp"
+#include "thread_check.hpp"
 
 namespace aio::detail {
 
@@ -142,8 +143,16 @@ public:
     bool full() const noexcept { return maxsize_ > 0 && size_ >= maxsize_; }
 
     void task_done() {
+        check_thread("aio queue task_done()");
         if (unfinished_ == 0) throw invalid_state_error("aio queue: task_done() called too many times");
         if (--unfinished_ == 0) wake_all(joiners_);
+    }
+
+    // Thread ownership (thread_check.hpp): the loop of the waiting tasks, if any, must
+    // not be running on another thread.
+    void check_thread(const char* what) const {
+        for (const item_waiter_list* l : {&getters_, &putters_, &joiners_, &woken_})
+            if (l->head) check_loop_thread(l->head->loop_, what);
     }
 
 protected:
@@ -402,11 +411,13 @@ public:
     join_awaiter<basic_queue> join() noexcept { return join_awaiter<basic_queue>(*this); }
 
     void put_nowait(T item) {
+        check_thread("aio queue put_nowait()");
         check_put();
         storage_.push(std::move(item));
         item_added();
     }
     T get_nowait() {
+        check_thread("aio queue get_nowait()");
         check_get();
         T item = storage_.pop();
         item_removed();
@@ -414,6 +425,7 @@ public:
     }
 
     void shutdown(bool immediate = false) {
+        check_thread("aio queue shutdown()");
         std::size_t drained = 0;
         if (immediate) {
             drained = storage_.items.size();

@@ -4,8 +4,10 @@
 // knows nothing of time, the poller or threads, so that <aio/task.hpp> stays light;
 // loop_core.hpp builds the running loop on it.
 
+#include <atomic>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "../errors.hpp"
@@ -39,6 +41,13 @@ public:
 
     void check_open() const {
         if (closed) throw aio::runtime_error("Event loop is closed");
+    }
+
+    // True while this loop runs on a thread other than the calling one (what the
+    // thread-ownership checks of thread_check.hpp look for). Any thread may ask.
+    bool running_elsewhere() const noexcept {
+        const std::thread::id runner = running_thread_.load(std::memory_order_relaxed);
+        return runner != std::thread::id() && runner != std::this_thread::get_id();
     }
 
     // The task's coroutine reached its final suspend point (or was cancelled before
@@ -87,6 +96,9 @@ public:
 
 protected:
     ~scheduler() = default;
+
+    // The thread running the loop; no thread while it does not run.
+    std::atomic<std::thread::id> running_thread_{};
 };
 
 // The error a cancellation raises in task `t`: aio::cancelled_error, carrying the

@@ -44,6 +44,7 @@
 #include "loop_core.hpp"
 #include "suspension.hpp"
 #include "task_state.hpp"
+#include "thread_check.hpp"
 
 namespace aio::detail {
 
@@ -129,6 +130,11 @@ public:
         return woken;
     }
     std::size_t wake_all() noexcept { return wake(static_cast<std::size_t>(-1)); }
+
+    // Thread ownership (thread_check.hpp): the waiting tasks' loop must not be running
+    // on another thread.
+    void check_thread(const char* what) const { check_loop_thread(loop_, what); }
+    void assert_thread(const char* what) const noexcept { assert_loop_thread(loop_, what); }
 
 private:
     friend class queue_waiter;

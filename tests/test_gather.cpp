@@ -15,9 +15,12 @@
 #include <aio/task.hpp>
 #include <aio/task_handle.hpp>
 
+#include <array>
 #include <chrono>
 #include <exception>
+#include <list>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -107,6 +110,24 @@ TEST_CASE("gather of a vector of task handles returns a vector in order") {
         co_return co_await aio::gather(std::move(handles));
     };
     REQUIRE(aio::run(program()) == std::vector<std::string>{"0", "1", "2", "3"});
+}
+
+TEST_CASE("gather takes any sized range: an array or span of handles (shared, not moved) and a list of tasks") {
+    auto program = []() -> aio::task<std::string> {
+        std::array<aio::task_handle<std::string>, 3> handles{aio::create_task(text("a", 2)), aio::create_task(text("b", 0)),
+                                                            aio::create_task(text("c", 1))};
+        std::vector<std::string> from_array = co_await aio::gather(handles);
+        std::vector<std::string> from_span = co_await aio::gather(std::span(handles).subspan(1));
+        std::list<aio::task<std::string>> lazy;
+        lazy.push_back(text("x", 1));
+        lazy.push_back(text("y", 0));
+        std::vector<std::string> from_list = co_await aio::gather(std::move(lazy));
+        std::string out;
+        for (const auto* part : {&from_array, &from_span, &from_list})
+            for (const std::string& x : *part) out += x;
+        co_return out + (handles[0] ? "|kept" : "|moved");
+    };
+    REQUIRE(aio::run(program()) == "abcbcxy|kept");
 }
 
 // import asyncio

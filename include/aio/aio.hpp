@@ -3,6 +3,7 @@
 
 #include "as_completed.hpp"
 #include "async_generator.hpp"
+#include "awaitable.hpp"
 #include "barrier.hpp"
 #include "condition.hpp"
 #include "create_task.hpp"
@@ -17,6 +18,7 @@
 #include "outcome.hpp"
 #include "queue.hpp"
 #include "queue_errors.hpp"
+#include "return_exceptions.hpp"
 #include "run.hpp"
 #include "semaphore.hpp"
 #include "shield.hpp"
@@ -27,3 +29,4 @@
 #include "timeout.hpp"
 #include "wait.hpp"
 #include "wait_for.hpp"
+#include "wait_result.hpp"

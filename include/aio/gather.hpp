@@ -2,7 +2,7 @@
 // co_await aio::gather(...): asyncio.gather.
 //
 //   auto [a, b] = co_await aio::gather(fetch(1), fetch(2));        // std::tuple<A, B>
-//   std::vector<int> all = co_await aio::gather(std::move(tasks));  // from std::vector<task<int>>
+//   std::vector<int> all = co_await aio::gather(std::move(tasks));  // any sized range of tasks or handles
 //   auto slots = co_await aio::gather(aio::return_exceptions, f(), g());  // aio::outcome<T> each
 //
 // Children are lazy tasks (moved in) or task handles (shared). Calling gather wraps the
@@ -23,19 +23,18 @@
 // or after it — throws aio::invalid_state_error. Like any awaitable, it must outlive
 // the task suspended on it.
 //
-// Allocation: the lazy children's frames; the range overloads also allocate their slots.
+// Allocation: the lazy children's frames; a range also allocates its slots.
 
 #include <vector>
 
 #include "detail/gather.hpp"
 #include "event_loop.hpp"
 #include "outcome.hpp"
+#include "return_exceptions.hpp"
 #include "task.hpp"
 #include "task_handle.hpp"
 
 namespace aio {
-
-inline constexpr return_exceptions_t return_exceptions{};
 
 template <class... A>
     requires(detail::gatherable<A> && ...)
@@ -51,28 +50,20 @@ auto gather(return_exceptions_t, A&&... children) {
         *detail::running_loop_or_throw("aio::gather()"), std::forward<A>(children)...);
 }
 
-template <class T>
-auto gather(std::vector<task<T>> children) {
-    return detail::gather_range_awaitable<false, T>(*detail::running_loop_or_throw("aio::gather()"),
-                                                    std::move(children));
+// A range (a std::vector, a std::span, ...) of lazy tasks, moved from, or of task
+// handles: a std::vector of the results, in the range's order.
+template <class R>
+    requires detail::gatherable_range<R>
+auto gather(R&& children) {
+    return detail::gather_range_awaitable<false, detail::gather_range_value_t<R>>(
+        *detail::running_loop_or_throw("aio::gather()"), std::forward<R>(children));
 }
 
-template <class T>
-auto gather(std::vector<task_handle<T>> children) {
-    return detail::gather_range_awaitable<false, T>(*detail::running_loop_or_throw("aio::gather()"),
-                                                    std::move(children));
-}
-
-template <class T>
-auto gather(return_exceptions_t, std::vector<task<T>> children) {
-    return detail::gather_range_awaitable<true, T>(*detail::running_loop_or_throw("aio::gather()"),
-                                                   std::move(children));
-}
-
-template <class T>
-auto gather(return_exceptions_t, std::vector<task_handle<T>> children) {
-    return detail::gather_range_awaitable<true, T>(*detail::running_loop_or_throw("aio::gather()"),
-                                                   std::move(children));
+template <class R>
+    requires detail::gatherable_range<R>
+auto gather(return_exceptions_t, R&& children) {
+    return detail::gather_range_awaitable<true, detail::gather_range_value_t<R>>(
+        *detail::running_loop_or_throw("aio::gather()"), std::forward<R>(children));
 }
 
 }  // namespace aio

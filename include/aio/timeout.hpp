@@ -30,6 +30,7 @@
 #include <string>
 #include <utility>
 
+#include "awaitable.hpp"
 #include "detail/awaitable.hpp"
 #include "detail/loop_core.hpp"
 #include "errors.hpp"
@@ -78,9 +79,9 @@ public:
     // `a` is kept by value if it can be moved, by reference otherwise (see
     // detail::stored_awaitable_t): co_await run() at once.
     template <class A>
-        requires detail::awaitable<A>
-    task<detail::await_result_t<A>> run(A&& a) {
-        return run_stored<detail::await_result_t<A>, detail::stored_awaitable_t<A>>(std::forward<A>(a));
+        requires awaitable<A>
+    task<await_result_t<A>> run(A&& a) {
+        return run_stored<await_result_t<A>, detail::stored_awaitable_t<A>>(std::forward<A>(a));
     }
 
 private:

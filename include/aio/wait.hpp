@@ -46,6 +46,7 @@
 #include "detail/loop_core.hpp"
 #include "detail/wait.hpp"
 #include "task_handle.hpp"
+#include "wait_result.hpp"
 
 namespace aio {
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "awaitable.hpp"
 #include "detail/awaitable.hpp"
 #include "errors.hpp"
 #include "task.hpp"
@@ -64,9 +65,9 @@ task<R> wait_for_stored(S a, std::int64_t timeout_ns) {
 // `a` is kept by value if it can be moved, by reference otherwise (a gather): in that
 // case co_await the result at once.
 template <class A, class Rep, class Period>
-    requires detail::awaitable<A>
-task<detail::await_result_t<A>> wait_for(A&& a, std::chrono::duration<Rep, Period> timeout) {
-    return detail::wait_for_stored<detail::await_result_t<A>, detail::stored_awaitable_t<A>>(
+    requires awaitable<A>
+task<await_result_t<A>> wait_for(A&& a, std::chrono::duration<Rep, Period> timeout) {
+    return detail::wait_for_stored<await_result_t<A>, detail::stored_awaitable_t<A>>(
         std::forward<A>(a), detail::saturating_ns(timeout));
 }
 

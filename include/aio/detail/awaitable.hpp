@@ -1,7 +1,6 @@
 #pragma once
-// What `co_await a` produces, for templates that take any awaitable (wait_for,
-// timeout scopes): the awaiter found the way the language finds it, and the type of
-// its await_resume().
+// The awaiter `co_await a` uses, found the way the language finds it (for the
+// aio::awaitable concept, awaitable.hpp), and how a wrapper keeps an awaitable.
 
 #include <type_traits>
 #include <utility>
@@ -18,17 +17,6 @@ decltype(auto) awaiter_of(A&& a) {
     else
         return static_cast<A&&>(a);
 }
-
-template <class A>
-concept awaitable = requires(std::remove_reference_t<decltype(awaiter_of(std::declval<A>()))>& w) {
-    { w.await_ready() };
-    w.await_resume();
-};
-
-// The result of `co_await std::move(a)`, as a value type.
-template <class A>
-using await_result_t =
-    std::remove_cvref_t<decltype(std::declval<std::remove_reference_t<decltype(awaiter_of(std::declval<A>()))>&>().await_resume())>;
 
 // How a coroutine that awaits `a` later (wait_for, a timeout scope) keeps it: by value
 // when it can be moved (a lazy task, a task handle, a sleep), so that the coroutine

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <ranges>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -20,17 +21,12 @@
 #include "../errors.hpp"
 #include "../event_loop.hpp"
 #include "../outcome.hpp"
+#include "../return_exceptions.hpp"
 #include "../task.hpp"
 #include "../task_handle.hpp"
 #include "loop_core.hpp"
 #include "suspension.hpp"
 #include "task_state.hpp"
-
-namespace aio {
-struct return_exceptions_t {
-    explicit constexpr return_exceptions_t() = default;
-};
-}  // namespace aio
 
 namespace aio::detail {
 
@@ -205,6 +201,19 @@ concept gatherable = requires { typename gather_child<std::remove_cvref_t<A>>::v
 template <class A>
 using gather_value_t = typename gather_child<std::remove_cvref_t<A>>::value_type;
 
+// A sized range of gatherable children; lazy tasks are moved out of it, so a range of
+// them must be an rvalue (`gather(std::move(tasks))`).
+template <class R>
+concept gatherable_range =
+    std::ranges::forward_range<R> && std::ranges::sized_range<R> &&
+    requires { typename gather_child<std::ranges::range_value_t<R>>::value_type; } &&
+    (!std::is_same_v<std::ranges::range_value_t<R>,
+                     task<typename gather_child<std::ranges::range_value_t<R>>::value_type>> ||
+     (std::is_rvalue_reference_v<R&&> && !std::is_const_v<std::remove_reference_t<R>>));
+
+template <class R>
+using gather_range_value_t = typename gather_child<std::ranges::range_value_t<R>>::value_type;
+
 template <class T>
 using slot_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
@@ -267,13 +276,17 @@ private:
 template <bool KeepExceptions, class T>
 class [[nodiscard]] gather_range_awaitable {
 public:
-    template <class Child>
-    gather_range_awaitable(loop_core& loop, std::vector<Child>&& children)
-        : slots_(std::make_unique<gather_slot[]>(children.size())),
-          state_(loop, slots_.get(), children.size(), KeepExceptions) {
+    template <class R>
+    gather_range_awaitable(loop_core& loop, R&& children)
+        : slots_(std::make_unique<gather_slot[]>(std::ranges::size(children))),
+          state_(loop, slots_.get(), std::ranges::size(children), KeepExceptions) {
+        using child = gather_child<std::ranges::range_value_t<R>>;
         try {
-            for (std::size_t i = 0; i < children.size(); ++i)
-                state_.attach(slots_[i], gather_child<Child>::adopt(loop, std::move(children[i])));
+            std::size_t i = 0;
+            for (auto&& c : children) {  // a lazy task is moved out; a handle is shared
+                if constexpr (std::is_rvalue_reference_v<R&&>) state_.attach(slots_[i++], child::adopt(loop, std::move(c)));
+                else state_.attach(slots_[i++], child::adopt(loop, c));
+            }
         } catch (...) {
             state_.detach_all();
             throw;

@@ -16,32 +16,11 @@
 
 #include "../errors.hpp"
 #include "../task_handle.hpp"
+#include "../wait_result.hpp"
 #include "loop_core.hpp"
 #include "suspension.hpp"
 #include "task_state.hpp"
 #include "watch_set.hpp"
-
-namespace aio {
-
-// When co_await aio::wait(...) returns (asyncio's return_when).
-enum class return_when : std::uint8_t {
-    first_completed,  // as soon as any task has ended
-    first_exception,  // as soon as any task has failed (cancelled does not count), else when all have ended
-    all_completed,    // when every task has ended
-};
-inline constexpr return_when first_completed = return_when::first_completed;
-inline constexpr return_when first_exception = return_when::first_exception;
-inline constexpr return_when all_completed = return_when::all_completed;
-
-// asyncio's (done, pending): the handles split by whether their task has ended, each
-// part in the order of the handles given to aio::wait.
-template <class Handle>
-struct wait_result {
-    std::vector<Handle> done;
-    std::vector<Handle> pending;
-};
-
-}  // namespace aio
 
 namespace aio::detail {
 

@@ -9,22 +9,6 @@
 //   q.task_done();                         // one per item got, once it is handled
 //   co_await q.join();                     // waits until every item put is done
 //
-// Members (all three queues):
-//   co_await put(T item)     stores the item; waits while full()
-//   co_await get() -> T      removes the next item (moved out); waits while empty()
-//   put_nowait(T item)       stores it or throws aio::queue_full
-//   get_nowait() -> T        removes one or throws aio::queue_empty
-//   qsize(), empty(), full(), maxsize()
-//   task_done()              one item handled; more calls than items put throw
-//                            aio::invalid_state_error (asyncio's ValueError: the
-//                            queue's count does not allow it)
-//   co_await join()          returns once every item put has been marked task_done()
-//   shutdown(immediate = false)
-//                            puts now throw aio::queue_shutdown; gets do too once the
-//                            queue is empty — at once if `immediate`, which drops the
-//                            items left (counting each as done, which may end join()).
-//                            Every waiting put() and get() wakes to look again.
-//
 // Order: queue is FIFO, lifo_queue LIFO, priority_queue gives the smallest item
 // first by `Compare` (std::less: heapq's order); equal items come out in the order
 // they were put (asyncio's heap does not promise this).
@@ -46,12 +30,12 @@
 // Waiting allocates nothing: each waiter lives in its awaiter. The queue must
 // outlive the tasks waiting on it; one destroyed under them lets them go (they stay
 // suspended until cancelled; one already woken gets aio::runtime_error). Items are
-// moved, never copied: move-only types such as std::unique_ptr work. (g++ 12
-// miscompiles a braced aggregate temporary inside co_await, as in
-// `co_await q.put(job{name, 3})`: build the item in a named variable first.)
+// moved, never copied: move-only types such as std::unique_ptr work (see the
+// README for a g++ 12 bug with braced temporaries inside co_await).
 
 #include <cstddef>
 #include <functional>
+#include <utility>
 
 #include "detail/queue.hpp"
 #include "errors.hpp"
@@ -59,26 +43,91 @@
 
 namespace aio {
 
+// The members of queue, lifo_queue and priority_queue, which differ only in the order
+// items come out in (`Storage`).
+template <class T, class Storage>
+class basic_queue : private detail::queue_core {
+public:
+    using value_type = T;
+
+    // maxsize 0 (the default): unbounded.
+    explicit basic_queue(std::size_t maxsize = 0) noexcept : queue_core(maxsize) {}
+
+    // co_await put(item): stores the item; waits while full().
+    detail::put_awaiter<basic_queue> put(T item) { return detail::put_awaiter<basic_queue>(*this, std::move(item)); }
+    // co_await get() -> T: removes the next item (moved out); waits while empty().
+    detail::get_awaiter<basic_queue> get() noexcept { return detail::get_awaiter<basic_queue>(*this); }
+    // co_await join(): returns once every item put has been marked task_done().
+    detail::join_awaiter<basic_queue> join() noexcept { return detail::join_awaiter<basic_queue>(*this); }
+
+    // Stores the item, or throws aio::queue_full (aio::queue_shutdown once shut down).
+    void put_nowait(T item) {
+        check_thread("aio queue put_nowait()");
+        check_put();
+        storage_.push(std::move(item));
+        item_added();
+    }
+    // Removes the next item, or throws aio::queue_empty (aio::queue_shutdown once shut
+    // down and empty).
+    T get_nowait() {
+        check_thread("aio queue get_nowait()");
+        check_get();
+        T item = storage_.pop();
+        item_removed();
+        return item;
+    }
+
+    // One item got has been handled; more calls than items put throw
+    // aio::invalid_state_error (asyncio's ValueError).
+    using queue_core::task_done;
+
+    // Puts now throw aio::queue_shutdown; gets do too once the queue is empty — at
+    // once if `immediate`, which drops the items left (counting each as done, which
+    // may end join()). Every waiting put() and get() wakes to look again.
+    void shutdown(bool immediate = false) {
+        check_thread("aio queue shutdown()");
+        std::size_t drained = 0;
+        if (immediate) {
+            drained = storage_.items.size();
+            storage_.items.clear();
+        }
+        shut_down(drained);
+    }
+
+    using queue_core::empty;    // no item
+    using queue_core::full;     // maxsize() items (never, if unbounded)
+    using queue_core::maxsize;
+    using queue_core::qsize;    // how many items
+
+private:
+    friend class detail::get_awaiter<basic_queue>;
+    friend class detail::put_awaiter<basic_queue>;
+    friend class detail::join_awaiter<basic_queue>;
+
+    Storage storage_;
+};
+
+
 // First in, first out (asyncio.Queue).
 template <class T>
-class queue : public detail::basic_queue<T, detail::fifo_storage<T>> {
+class queue : public basic_queue<T, detail::fifo_storage<T>> {
 public:
-    using detail::basic_queue<T, detail::fifo_storage<T>>::basic_queue;
+    using basic_queue<T, detail::fifo_storage<T>>::basic_queue;
 };
 
 // Last in, first out (asyncio.LifoQueue).
 template <class T>
-class lifo_queue : public detail::basic_queue<T, detail::lifo_storage<T>> {
+class lifo_queue : public basic_queue<T, detail::lifo_storage<T>> {
 public:
-    using detail::basic_queue<T, detail::lifo_storage<T>>::basic_queue;
+    using basic_queue<T, detail::lifo_storage<T>>::basic_queue;
 };
 
 // Smallest first by Compare, ties in put order (asyncio.PriorityQueue). Typically
 // holds std::pair<priority, data>.
 template <class T, class Compare = std::less<T>>
-class priority_queue : public detail::basic_queue<T, detail::heap_storage<T, Compare>> {
+class priority_queue : public basic_queue<T, detail::heap_storage<T, Compare>> {
 public:
-    using detail::basic_queue<T, detail::heap_storage<T, Compare>>::basic_queue;
+    using basic_queue<T, detail::heap_storage<T, Compare>>::basic_queue;
 };
 
 }  // namespace aio

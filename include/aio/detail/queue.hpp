@@ -398,48 +398,4 @@ struct heap_storage {
     }
 };
 
-// The queue proper over one kind of storage.
-template <class T, class Storage>
-class basic_queue : public queue_core {
-public:
-    using value_type = T;
-
-    explicit basic_queue(std::size_t maxsize = 0) noexcept : queue_core(maxsize) {}
-
-    get_awaiter<basic_queue> get() noexcept { return get_awaiter<basic_queue>(*this); }
-    put_awaiter<basic_queue> put(T item) { return put_awaiter<basic_queue>(*this, std::move(item)); }
-    join_awaiter<basic_queue> join() noexcept { return join_awaiter<basic_queue>(*this); }
-
-    void put_nowait(T item) {
-        check_thread("aio queue put_nowait()");
-        check_put();
-        storage_.push(std::move(item));
-        item_added();
-    }
-    T get_nowait() {
-        check_thread("aio queue get_nowait()");
-        check_get();
-        T item = storage_.pop();
-        item_removed();
-        return item;
-    }
-
-    void shutdown(bool immediate = false) {
-        check_thread("aio queue shutdown()");
-        std::size_t drained = 0;
-        if (immediate) {
-            drained = storage_.items.size();
-            storage_.items.clear();
-        }
-        shut_down(drained);
-    }
-
-private:
-    friend class get_awaiter<basic_queue>;
-    friend class put_awaiter<basic_queue>;
-    friend class join_awaiter<basic_queue>;
-
-    Storage storage_;
-};
-
 }  // namespace aio::detail

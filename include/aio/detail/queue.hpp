@@ -27,6 +27,7 @@
 
 #include "../errors.hpp"
 #include "../queue_errors.hpp"
+#include "intrusive_list.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
 #include "suspension.hpp"
@@ -40,15 +41,7 @@ class item_waiter;
 
 enum class waiter_kind : std::uint8_t { getter, putter, joiner };
 
-// An intrusive FIFO list of waiters: the oldest at the head.
-struct item_waiter_list {
-    item_waiter* head = nullptr;
-    item_waiter* tail = nullptr;
-
-    bool empty() const noexcept { return head == nullptr; }
-    inline void push_back(item_waiter* w) noexcept;
-    inline void remove(item_waiter* w) noexcept;
-};
+struct item_waiter_list;
 
 // A task suspended on a queue: asyncio's getter or putter future, or join()'s wait
 // on the queue's `_finished` event.
@@ -66,12 +59,7 @@ public:
     item_waiter(queue_core& q, waiter_kind kind) noexcept : queue_(&q), kind_(kind) {}
     item_waiter(const item_waiter&) = delete;
     item_waiter& operator=(const item_waiter&) = delete;
-    ~item_waiter() {
-        // The frame of a suspended task is destroyed (its loop closes): leave nothing
-        // behind that points here.
-        if (list_) list_->remove(this);
-        if (loop_) loop_->withdraw(this);
-    }
+    inline ~item_waiter();
 
 protected:
     // await_suspend: the running task waits at the back of the line.
@@ -93,8 +81,7 @@ private:
     static bool on_cancel(cancel_hook* hook) noexcept;
     static void on_turn(ready_item* item) noexcept;
 
-    item_waiter* prev_ = nullptr;
-    item_waiter* next_ = nullptr;
+    list_links<item_waiter> links_;
     item_waiter_list* list_ = nullptr;  // the list it is linked into, if any
     task_state* task_ = nullptr;
     loop_core* loop_ = nullptr;
@@ -102,22 +89,26 @@ private:
     state state_ = state::idle;
 };
 
-inline void item_waiter_list::push_back(item_waiter* w) noexcept {
-    w->list_ = this;
-    w->next_ = nullptr;
-    w->prev_ = tail;
-    if (tail) tail->next_ = w;
-    else head = w;
-    tail = w;
-}
+// A FIFO line of waiters, the oldest first, that each waiter knows it is in.
+struct item_waiter_list {
+    intrusive_list<item_waiter, &item_waiter::links_> line;
 
-inline void item_waiter_list::remove(item_waiter* w) noexcept {
-    if (w->prev_) w->prev_->next_ = w->next_;
-    else head = w->next_;
-    if (w->next_) w->next_->prev_ = w->prev_;
-    else tail = w->prev_;
-    w->prev_ = w->next_ = nullptr;
-    w->list_ = nullptr;
+    item_waiter* head() const noexcept { return line.front(); }
+    void push_back(item_waiter* w) noexcept {
+        w->list_ = this;
+        line.push_back(w);
+    }
+    void remove(item_waiter* w) noexcept {
+        line.unlink(w);
+        w->list_ = nullptr;
+    }
+};
+
+inline item_waiter::~item_waiter() {
+    // The frame of a suspended task is destroyed (its loop closes): leave nothing
+    // behind that points here.
+    if (list_) list_->remove(this);
+    if (loop_) loop_->withdraw(this);
 }
 
 // What every queue shares whatever its item type: sizes, counts, the waiter lists.
@@ -131,7 +122,7 @@ public:
     // aio::runtime_error when it resumes.
     ~queue_core() {
         for (item_waiter_list* l : {&getters_, &putters_, &joiners_, &woken_})
-            while (item_waiter* w = l->head) {
+            while (item_waiter* w = l->head()) {
                 l->remove(w);
                 w->queue_ = nullptr;
             }
@@ -152,7 +143,7 @@ public:
     // not be running on another thread.
     void check_thread(const char* what) const {
         for (const item_waiter_list* l : {&getters_, &putters_, &joiners_, &woken_})
-            if (l->head) check_loop_thread(l->head->loop_, what);
+            if (item_waiter* w = l->head()) check_loop_thread(w->loop_, what);
     }
 
 protected:
@@ -215,10 +206,10 @@ private:
         w->loop_->push(w);
     }
     void wake_next(item_waiter_list& l) {
-        if (item_waiter* w = l.head) wake(w);
+        if (item_waiter* w = l.head()) wake(w);
     }
     void wake_all(item_waiter_list& l) {
-        while (item_waiter* w = l.head) wake(w);
+        while (item_waiter* w = l.head()) wake(w);
     }
 
     // A woken waiter whose task was cancelled before its turn: the one behind it gets

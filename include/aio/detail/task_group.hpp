@@ -20,6 +20,7 @@
 
 #include "../errors.hpp"
 #include "../exception_group.hpp"
+#include "intrusive_list.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
 #include "suspension.hpp"
@@ -35,8 +36,7 @@ struct task_group_child : ready_item {
     waiter link;
     task_state* task = nullptr;  // holds a reference until the done step has read it
     task_group_core* group = nullptr;
-    task_group_child* prev = nullptr;  // the group's running children, in creation order
-    task_group_child* next = nullptr;
+    list_links<task_group_child> links;  // the group's running children, in creation order
 };
 
 inline bool is_cancellation(const std::exception_ptr& e) noexcept {
@@ -65,7 +65,7 @@ public:
     // with it): let go of them without running anything.
     ~task_group_core() {
         if (waiting_ && !loop_->closed) forget_hook(parent_, *this);
-        while (task_group_child* c = head_) {
+        while (task_group_child* c = children_.front()) {
             unlink(c);
             if (c->link.linked()) c->task->waiters_.unlink(&c->link);
             else if (c->queued_at != not_queued) loop_->withdraw(c);
@@ -89,9 +89,7 @@ public:
         c->task = &child;
         c->group = this;
         child.add_ref();
-        c->prev = tail_;
-        (tail_ ? tail_->next : head_) = c;
-        tail_ = c;
+        children_.push_back(c);
         ++count_;
         c->link.entry = entry_of(static_cast<ready_item*>(c), tag_item);
         child.waiters_.push_back(&c->link);
@@ -167,8 +165,7 @@ private:
     }
 
     void unlink(task_group_child* c) noexcept {
-        (c->prev ? c->prev->next : head_) = c->next;
-        (c->next ? c->next->prev : tail_) = c->prev;
+        children_.unlink(c);
         --count_;
     }
 
@@ -176,7 +173,7 @@ private:
     // set, so its order is the set's.)
     void abort() noexcept {
         aborting_ = true;
-        for (task_group_child* c = head_; c; c = c->next)
+        for (task_group_child* c = children_.front(); c; c = children_.next(c))
             if (!c->task->done()) c->task->cancel();
     }
 
@@ -237,8 +234,7 @@ private:
 
     loop_core* loop_;
     task_state* parent_;
-    task_group_child* head_ = nullptr;
-    task_group_child* tail_ = nullptr;
+    intrusive_list<task_group_child, &task_group_child::links> children_;
     std::size_t count_ = 0;
     std::vector<std::exception_ptr> errors_;      // in the order the children failed
     std::exception_ptr propagate_cancellation_;  // an outside cancellation to rethrow

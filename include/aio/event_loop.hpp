@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "detail/callback_node.hpp"
+#include "detail/done_step.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/thread_check.hpp"
 #include "errors.hpp"
@@ -139,23 +140,18 @@ inline event_loop& get_running_loop() {
 namespace detail {
 // run_until_complete stops the loop once the main task has ended — through the ready
 // queue, like any done callback (API rule 9).
-struct stop_when_done : ready_item {
+struct stop_when_done : done_step {
     stop_when_done(loop_core& loop, task_state& t) : loop_(loop), task_(t) {
         run = [](ready_item* item) noexcept { static_cast<stop_when_done*>(item)->loop_.stopping = true; };
-        link_.entry = entry_of(static_cast<ready_item*>(this), tag_item);
-        task_.waiters_.push_back(&link_);
+        watch(loop_, task_);
     }
-    ~stop_when_done() {
-        if (link_.linked()) task_.waiters_.unlink(&link_);
-        loop_.withdraw(this);
-    }
+    ~stop_when_done() { unwatch(loop_, task_); }
     stop_when_done(const stop_when_done&) = delete;
     stop_when_done& operator=(const stop_when_done&) = delete;
 
 private:
     loop_core& loop_;
     task_state& task_;
-    waiter link_;
 };
 }  // namespace detail
 

@@ -8,11 +8,13 @@
 
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "detail/callback_node.hpp"
+#include "detail/done_step.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/suspension.hpp"
 #include "detail/task_state.hpp"
@@ -180,7 +182,7 @@ namespace detail {
 // A done callback waits in the task's waiter list like any awaiter, holding a handle
 // so the task outlives it.
 template <class T, class F>
-struct done_callback final : ready_item {
+struct done_callback final : done_step {
     done_callback(task_handle<T> h, F f) : handle(std::move(h)), fn(std::move(f)) {
         run = [](ready_item* item) noexcept {
             auto* self = static_cast<done_callback*>(item);
@@ -194,7 +196,6 @@ struct done_callback final : ready_item {
         };
         discard = [](ready_item* item) noexcept { delete static_cast<done_callback*>(item); };
     }
-    waiter link;
     task_handle<T> handle;
     F fn;
 };
@@ -209,13 +210,9 @@ void task_handle<T>::add_done_callback(F f) {
     detail::task_state& t = state();
     detail::loop_core* loop = detail::core_of(t.loop());
     if (!loop) throw aio::runtime_error("add_done_callback() on a task whose event loop is closed");
-    auto* node = new detail::done_callback<T, F>(*this, std::move(f));
-    if (t.done()) {
-        loop->push(node);
-    } else {
-        node->link.entry = detail::entry_of(static_cast<detail::ready_item*>(node), detail::tag_item);
-        t.waiters_.push_back(&node->link);
-    }
+    auto node = std::make_unique<detail::done_callback<T, F>>(*this, std::move(f));
+    node->watch(*loop, t);
+    node.release();  // the step deletes itself when it has run (or the loop discards it)
 }
 
 template <class T>

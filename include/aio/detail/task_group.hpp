@@ -20,6 +20,7 @@
 
 #include "../errors.hpp"
 #include "../exception_group.hpp"
+#include "done_step.hpp"
 #include "intrusive_list.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
@@ -32,8 +33,7 @@ class task_group_core;
 
 // One running child of a group. Heap-allocated by create_task and freed by the
 // group's done step for that child (or by the group, if the loop closes first).
-struct task_group_child : ready_item {
-    waiter link;
+struct task_group_child : done_step {
     task_state* task = nullptr;  // holds a reference until the done step has read it
     task_group_core* group = nullptr;
     list_links<task_group_child> links;  // the group's running children, in creation order
@@ -67,8 +67,7 @@ public:
         if (waiting_ && !loop_->closed) forget_hook(parent_, *this);
         while (task_group_child* c = children_.front()) {
             unlink(c);
-            if (c->link.linked()) c->task->waiters_.unlink(&c->link);
-            else if (c->queued_at != not_queued) loop_->withdraw(c);
+            c->unwatch(*loop_, *c->task);
             c->task->release();
             delete c;
         }
@@ -91,8 +90,7 @@ public:
         child.add_ref();
         children_.push_back(c);
         ++count_;
-        c->link.entry = entry_of(static_cast<ready_item*>(c), tag_item);
-        child.waiters_.push_back(&c->link);
+        c->watch(*loop_, child);  // not started: it cannot have ended
     }
 
     // --- leaving the group: begin_exit, then wait while has_children(), then end_exit

@@ -26,6 +26,7 @@
 #include "../errors.hpp"
 #include "../task_handle.hpp"
 #include "callback_node.hpp"
+#include "done_step.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
 #include "task_state.hpp"
@@ -34,8 +35,7 @@ namespace aio::detail {
 
 class watch_set;
 
-struct watch_slot : ready_item {
-    waiter link;
+struct watch_slot : done_step {
     watch_set* owner = nullptr;
     task_state* task = nullptr;         // kept alive by the owner's handle
     watch_slot* next_done = nullptr;    // free for the owner: as_completed's FIFO of ended tasks
@@ -78,12 +78,7 @@ public:
                 auto& slot = static_cast<watch_slot&>(*item);
                 slot.owner->on_done_(*slot.owner, slot);
             };
-            if (s.task->done()) {
-                loop_->push(&s);
-            } else {
-                s.link.entry = entry_of(static_cast<ready_item*>(&s), tag_item);
-                s.task->waiters_.push_back(&s.link);
-            }
+            s.watch(*loop_, *s.task);
         }
     }
 
@@ -105,8 +100,7 @@ public:
 
     // Stops watching one slot's task: its callback will not run.
     void forget(watch_slot& s) noexcept {
-        if (s.link.linked()) s.task->waiters_.unlink(&s.link);
-        loop_->withdraw(&s);
+        if (s.task) s.unwatch(*loop_, *s.task);
     }
 
     // Stops everything: no callback of the set runs after this.

@@ -59,7 +59,8 @@ public:
     // --- cancel(msg)'s messages
 
     // Records cancel(msg)'s message for `t`; a cancel() without one forgets it, as in
-    // asyncio. The message is best effort: without memory for it, it is dropped.
+    // asyncio. The cancel walk does not call it for a task whose cancellation has
+    // already reached what it awaits (task_state::cancel_fixed_): that message stays. The message is best effort: without memory for it, it is dropped.
     // A hash map: cancel("shutdown") of a gather reaches each of its children.
     void note_cancel_message(const task_state& t, const std::string* message) noexcept {
         if (!message || message->empty()) {

@@ -27,8 +27,9 @@ public:
         task_state* t = handle_access::state(inner_);
         if (!t) throw invalid_state_error("aio::shield() of an empty task handle");
         cancel = on_cancel;  // what it awaits is not a task: cancel() stops here
-        if (t->done()) {     // asyncio's shortcut: awaiting a finished task does not suspend
+        if (t->done()) {     // asyncio's shortcut: shield() of a finished task is that task
             state_ = state::completed;
+            passthrough_ = true;
             return;
         }
         loop_ = core_of(t->loop());
@@ -67,8 +68,12 @@ public:
         state_ = state::consumed;
         resumed(awaiting_, cancelled);
         // The inner task's value (moved out if the shield holds the only handle), or its
-        // exception — cancelled_error if it was cancelled itself.
+        // exception. If it was cancelled itself, a bare cancelled_error: asyncio's
+        // callback cancels the outer future without the inner task's message (and does
+        // not retrieve the inner task's exception) — unless the task had ended when
+        // shield() was called, which then hands out the task itself.
         task_state& t = inner();
+        if (t.status() == task_status::cancelled && !passthrough_) throw cancelled_error();
         return task_result<T>(t, t.refs_ == 1);
     }
 
@@ -114,6 +119,7 @@ private:
     loop_core* loop_ = nullptr;  // the inner task's, while it had not ended
     task_state* awaiting_ = nullptr;
     state state_ = state::pending;
+    bool passthrough_ = false;  // the inner task had ended when shield() was called
 };
 
 }  // namespace aio::detail

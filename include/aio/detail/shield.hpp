@@ -9,6 +9,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "../errors.hpp"
@@ -20,7 +21,10 @@
 
 namespace aio::detail {
 
-template <class T>
+// WaitOnly: the co_await only waits for the inner task's end and reads nothing from it
+// (asyncio's `await waiter` in _cancel_and_wait, which wait_for uses): it throws only
+// the awaiting task's own cancellation.
+template <class T, bool WaitOnly = false>
 class [[nodiscard]] shield_awaitable : cancel_hook, ready_item {
 public:
     explicit shield_awaitable(task_handle<T> inner) : inner_(std::move(inner)) {
@@ -63,18 +67,21 @@ public:
         detail::suspend(self, h, *this);
     }
 
-    T await_resume() {
+    std::conditional_t<WaitOnly, void, T> await_resume() {
         const bool cancelled = state_ == state::cancelled;
         state_ = state::consumed;
         resumed(awaiting_, cancelled);
+        if constexpr (WaitOnly) return;
         // The inner task's value (moved out if the shield holds the only handle), or its
         // exception. If it was cancelled itself, a bare cancelled_error: asyncio's
         // callback cancels the outer future without the inner task's message (and does
         // not retrieve the inner task's exception) — unless the task had ended when
         // shield() was called, which then hands out the task itself.
-        task_state& t = inner();
-        if (t.status() == task_status::cancelled && !passthrough_) throw cancelled_error();
-        return task_result<T>(t, t.refs_ == 1);
+        else {
+            task_state& t = inner();
+            if (t.status() == task_status::cancelled && !passthrough_) throw cancelled_error();
+            return task_result<T>(t, t.refs_ == 1);
+        }
     }
 
 private:

@@ -30,6 +30,7 @@
 #include <string>
 #include <utility>
 
+#include "detail/await_now.hpp"
 #include "detail/awaitable.hpp"
 #include "detail/loop_core.hpp"
 #include "errors.hpp"
@@ -76,11 +77,13 @@ public:
     // Awaits `a` under the deadline and returns its result; aio::timeout_error if the
     // deadline passed and the cancellation it caused ended the work.
     // `a` is kept by value if it can be moved, by reference otherwise (see
-    // detail::stored_awaitable_t): co_await run() at once.
+    // detail::stored_awaitable_t). Either way the result refers to this scope: it is
+    // awaitable only as an rvalue (detail::await_now), so co_await run() at once.
     template <class A>
         requires detail::awaitable<A>
-    task<detail::await_result_t<A>> run(A&& a) {
-        return run_stored<detail::await_result_t<A>, detail::stored_awaitable_t<A>>(std::forward<A>(a));
+    detail::await_now<detail::await_result_t<A>> run(A&& a) {
+        return detail::await_now<detail::await_result_t<A>>(
+            run_stored<detail::await_result_t<A>, detail::stored_awaitable_t<A>>(std::forward<A>(a)));
     }
 
 private:

@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/await_now.hpp"
 #include "detail/awaitable.hpp"
 #include "detail/shield.hpp"
 #include "event_loop.hpp"
@@ -73,13 +74,19 @@ task<R> wait_for_stored(S a, std::int64_t timeout_ns) {
 }
 }  // namespace detail
 
-// `a` is kept by value if it can be moved, by reference otherwise (a gather): in that
-// case co_await the result at once.
+// `a` is kept by value if it can be moved: the result is a task, which may be stored or
+// handed to create_task. Otherwise (a gather, a queue's get()) it is kept by reference
+// and the result must be awaited at once, in the same expression: it is awaitable only
+// as an rvalue (detail::await_now), so a stored one does not compile.
 template <class A, class Rep, class Period>
     requires detail::awaitable<A>
-task<detail::await_result_t<A>> wait_for(A&& a, std::chrono::duration<Rep, Period> timeout) {
-    return detail::wait_for_stored<detail::await_result_t<A>, detail::stored_awaitable_t<A>>(
-        std::forward<A>(a), detail::saturating_ns(timeout));
+auto wait_for(A&& a, std::chrono::duration<Rep, Period> timeout) {
+    using R = detail::await_result_t<A>;
+    using S = detail::stored_awaitable_t<A>;
+    if constexpr (std::is_reference_v<S>)
+        return detail::await_now<R>(detail::wait_for_stored<R, S>(std::forward<A>(a), detail::saturating_ns(timeout)));
+    else
+        return detail::wait_for_stored<R, S>(std::forward<A>(a), detail::saturating_ns(timeout));
 }
 
 }  // namespace aio

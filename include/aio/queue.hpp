@@ -19,7 +19,7 @@
 //                            aio::invalid_state_error (asyncio's ValueError: the
 //                            queue's count does not allow it)
 //   co_await join()          returns once every item put has been marked task_done()
-//   shutdown(immediate = false)
+//   shutdown(immediate = false), shutdown(aio::immediate)
 //                            puts now throw aio::queue_shutdown; gets do too once the
 //                            queue is empty — at once if `immediate`, which drops the
 //                            items left (counting each as done, which may end join()).

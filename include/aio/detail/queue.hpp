@@ -32,6 +32,14 @@
 #include "suspension.hpp"
 #include "task_state.hpp"
 
+namespace aio {
+// The tag of queue::shutdown(aio::immediate): asyncio's shutdown(immediate=True).
+struct immediate_t {
+    explicit immediate_t() = default;
+};
+inline constexpr immediate_t immediate{};
+}  // namespace aio
+
 namespace aio::detail {
 
 class queue_core;
@@ -421,6 +429,8 @@ public:
         }
         shut_down(drained);
     }
+    // shutdown(aio::immediate): reads better than shutdown(true).
+    void shutdown(immediate_t) { shutdown(true); }
 
 private:
     friend class get_awaiter<basic_queue>;

@@ -74,10 +74,11 @@ task<R> wait_for_stored(S a, std::int64_t timeout_ns) {
 }
 }  // namespace detail
 
-// `a` is kept by value if it can be moved: the result is a task, which may be stored or
-// handed to create_task. Otherwise (a gather, a queue's get()) it is kept by reference
-// and the result must be awaited at once, in the same expression: it is awaitable only
-// as an rvalue (detail::await_now), so a stored one does not compile.
+// `a` is kept by value if it can be moved (a lazy task, a handle, a gather not yet
+// awaited): the result is a task, which may be stored or handed to create_task.
+// Otherwise (an event's wait(), a queue's get()) it is kept by reference and the
+// result must be awaited at once, in the same expression: it is awaitable only as an
+// rvalue (detail::await_now), so a stored one does not compile.
 template <class A, class Rep, class Period>
     requires detail::awaitable<A>
 auto wait_for(A&& a, std::chrono::duration<Rep, Period> timeout) {

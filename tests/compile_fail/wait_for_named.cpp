@@ -1,4 +1,4 @@
-// wait_for over an awaitable it keeps by reference (a queue's get(), a gather) is
+// wait_for over an awaitable it keeps by reference (a queue's get()) is
 // awaitable only in the expression that makes it: with AIO_COMPILE_FAIL defined, this
 // file awaits a named one and must not compile; without it, it must.
 
@@ -15,7 +15,7 @@ aio::task<int> one() { co_return 1; }
 
 aio::task<int> program(aio::queue<int>& q) {
     int v = co_await aio::wait_for(q.get(), 1s);
-    auto [a] = co_await aio::wait_for(aio::gather(one()), 1s);
+    auto [a] = co_await aio::wait_for(aio::gather(one()), 1s);  // a gather is moved in
     // A movable awaitable is kept by value: the result is a task, and may be stored.
     auto stored = aio::wait_for(one(), 1s);
     v += co_await std::move(stored);

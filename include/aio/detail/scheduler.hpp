@@ -37,6 +37,15 @@ public:
         item->queued_at = not_queued;
     }
 
+    // `to` takes `from`'s place in the ready queue (an object that moves while its item
+    // is queued).
+    void requeue_in_place(ready_item* from, ready_item* to) noexcept {
+        to->queued_at = not_queued;
+        if (from->queued_at == not_queued) return;
+        if (ready.replace(from->queued_at, entry_of(from, tag_item), entry_of(to, tag_item))) to->queued_at = from->queued_at;
+        from->queued_at = not_queued;
+    }
+
     void check_open() const {
         if (closed) throw aio::runtime_error("Event loop is closed");
     }

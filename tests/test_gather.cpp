@@ -1067,3 +1067,91 @@ TEST_CASE("a gather destroyed while another task awaits it leaves that task wait
     REQUIRE(log.events.empty());
     REQUIRE(other.cancelled());  // the loop closed with it pending
 }
+
+// A gather of gathers: the inner gather's result is one value of the outer one (a
+// tuple here), and cancelling the outer gather cancels the inner gather's children,
+// depth first, in argument order. (aio runs the inner gather in a task of its own, so
+// its result reaches the outer gather one loop iteration later than in asyncio, where
+// the inner gather is a future; the program does not observe that.)
+//
+// import asyncio
+// log = []
+// async def work(name, n):
+//     for i in range(n):
+//         await asyncio.sleep(0)
+//     log.append(f"{name} done")
+//     return name
+// async def sleeper(name):
+//     try:
+//         await asyncio.sleep(3600)
+//     except asyncio.CancelledError:
+//         log.append(f"{name} cancelled")
+//         raise
+// async def both():
+//     await asyncio.gather(asyncio.gather(sleeper("x"), sleeper("y")), sleeper("z"))
+// async def main():
+//     (a, b), c = await asyncio.gather(asyncio.gather(work("a", 2), work("b", 1)), work("c", 0))
+//     log.append(f"{a} {b} {c}")
+//     t = asyncio.create_task(both())
+//     await asyncio.sleep(0)
+//     await asyncio.sleep(0)
+//     t.cancel()
+//     try:
+//         await t
+//     except asyncio.CancelledError:
+//         log.append("outer cancelled")
+// asyncio.run(main())
+// print(log)
+TEST_CASE("gather of a gather gives the inner result as one value, and cancelling the outer cancels the inner's children") {
+    trace log;
+    auto work = [&log](std::string name, int n) -> aio::task<std::string> {
+        for (int i = 0; i < n; ++i) co_await aio::sleep(0s);
+        log(name + " done");
+        co_return name;
+    };
+    auto sleeper = [&log](std::string name) -> aio::task<> {
+        try {
+            co_await aio::sleep(1h);
+        } catch (const aio::cancelled_error&) {
+            log(name + " cancelled");
+            throw;
+        }
+    };
+    auto both = [&]() -> aio::task<> {
+        co_await aio::gather(aio::gather(sleeper("x"), sleeper("y")), sleeper("z"));
+    };
+    auto body = [&]() -> aio::task<> {
+        auto [ab, c] = co_await aio::gather(aio::gather(work("a", 2), work("b", 1)), work("c", 0));
+        auto [a, b] = ab;
+        log(a + " " + b + " " + c);
+        auto t = aio::create_task(both());
+        co_await aio::sleep(0s);
+        co_await aio::sleep(0s);
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const aio::cancelled_error&) {
+            log("outer cancelled");
+        }
+        // A range gather inside a gather, and a gather moved before it is awaited.
+        std::vector<aio::task<int>> tasks;
+        tasks.push_back(number(1));
+        tasks.push_back(number(2, 1));
+        auto [all, three] = co_await aio::gather(aio::gather(std::move(tasks)), number(3));
+        auto inner = aio::gather(number(4, 1), number(5));
+        auto moved = std::move(inner);
+        auto [four, five] = co_await moved;
+        // Moved while a finished child's done step is queued: the step follows the move.
+        auto six_h = aio::create_task(number(6));
+        co_await aio::sleep(0s);
+        auto pending = aio::gather(six_h, number(7));
+        auto relocated = std::move(pending);
+        auto [six, seven] = co_await relocated;
+        REQUIRE(all == std::vector<int>{1, 2});
+        REQUIRE(three + four + five == 12);
+        REQUIRE(six + seven == 13);
+    };
+    aio::run(body());
+    REQUIRE(log.events == lines{"c done", "b done", "a done", "a b c", "x cancelled", "y cancelled", "z cancelled",
+                                "outer cancelled"});
+}

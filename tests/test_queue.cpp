@@ -736,7 +736,7 @@ TEST_CASE("shutdown immediate makes a waiting get raise queue_shutdown and ends 
         }(q));
         auto j = aio::create_task([](aio::queue<int>& q) -> aio::task<> { co_await q.join(); }(q));
         co_await aio::sleep(0s);
-        q.shutdown(true);
+        q.shutdown(aio::immediate);
         co_await j;
         const bool put_shut_down = co_await p;
         bool get_shut_down = false;
@@ -802,7 +802,7 @@ TEST_CASE("items are destroyed exactly once whether got, left in the queue or dr
             aio::priority_queue<counted, by_value> pq;
             for (int i = 1; i <= 3; ++i) pq.put_nowait(counted(i));
             sum += pq.get_nowait().value;
-            pq.shutdown(true);  // drops two
+            pq.shutdown(aio::immediate);  // drops two
         }
         {
             aio::lifo_queue<counted> l(1);

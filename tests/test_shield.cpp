@@ -537,3 +537,54 @@ TEST_CASE("shield moves a move-only result out when it holds the only handle") {
     };
     REQUIRE(aio::run(program()) == 12);
 }
+
+// shield's done callback cancels its outer future without a message when the inner
+// task ends cancelled (CPython 3.11-3.13: outer.cancel()), and retrieves nothing from
+// the inner task: the first `await h` still gets the task's own "m".
+//
+// import asyncio
+// log = []
+// async def sleeper():
+//     await asyncio.sleep(3600)
+// async def main():
+//     h = asyncio.create_task(sleeper())
+//     await asyncio.sleep(0)
+//     h.cancel("m")
+//     try:
+//         await asyncio.shield(h)
+//     except asyncio.CancelledError as e:
+//         log.append(f"shield {e.args}")
+//     for i in range(2):
+//         try:
+//             await h
+//         except asyncio.CancelledError as e:
+//             log.append(f"await {i} {e.args}")
+// asyncio.run(main())
+// print(log)
+TEST_CASE("shield of a task that ends cancelled with a message throws a bare cancellation, as in asyncio") {
+    trace log;
+    auto args = [](const aio::cancelled_error& e) {
+        const std::string what = e.what();
+        return what == aio::cancelled_error().what() ? std::string("()") : "('" + what + "',)";
+    };
+    auto sleeper = []() -> aio::task<> { co_await aio::sleep(1h); };
+    auto body = [&]() -> aio::task<> {
+        auto h = aio::create_task(sleeper());
+        co_await aio::sleep(0s);
+        h.cancel("m");
+        try {
+            co_await aio::shield(h);
+        } catch (const aio::cancelled_error& e) {
+            log("shield " + args(e));
+        }
+        for (int i = 0; i < 2; ++i) {
+            try {
+                co_await h;
+            } catch (const aio::cancelled_error& e) {
+                log("await " + std::to_string(i) + " " + args(e));
+            }
+        }
+    };
+    aio::run(body());
+    REQUIRE(log.events == lines{"shield ()", "await 0 ('m',)", "await 1 ()"});
+}

@@ -1538,28 +1538,145 @@ TEST_CASE("cancel(msg) reaches the tasks that the cancelled task awaits, through
     REQUIRE(seen == std::vector<std::string>{"shutting down", "shutting down"});
 }
 
-TEST_CASE("a later cancel() without a message replaces an earlier message, as in asyncio") {
-    std::string inside;
-    auto sleeper = [&inside]() -> aio::task<> {
+// This test used to pin the opposite ("a later cancel() without a message replaces an
+// earlier message"), which is not what CPython does: the first cancel("first") of a
+// suspended task cancels the future it awaits with that message, and a later cancel()
+// finds that future already cancelled and only marks the task (_must_cancel); the
+// error the task gets is the future's, with "first". Only a task that is not
+// suspended on anything (cancelled before its first step, or already scheduled) takes
+// the later message.
+//
+// import asyncio
+// log = []
+// async def sleeper():
+//     try:
+//         await asyncio.sleep(3600)
+//     except asyncio.CancelledError as e:
+//         log.append(f"inside {e.args}")
+//         raise
+// async def main():
+//     for second in [None, "second"]:
+//         t = asyncio.create_task(sleeper())
+//         await asyncio.sleep(0)
+//         t.cancel("first")
+//         t.cancel(second)
+//         try:
+//             await t
+//         except asyncio.CancelledError as e:
+//             log.append(f"outside {e.args}")
+//     t = asyncio.create_task(sleeper())
+//     await asyncio.sleep(0)
+//     t.cancel()
+//     t.cancel("second")
+//     try:
+//         await t
+//     except asyncio.CancelledError as e:
+//         log.append(f"outside {e.args}")
+//     t = asyncio.create_task(sleeper())
+//     t.cancel("first")
+//     t.cancel("second")
+//     try:
+//         await t
+//     except asyncio.CancelledError as e:
+//         log.append(f"not started {e.args}")
+// asyncio.run(main())
+// print(log)
+TEST_CASE("the first cancel(msg) of a suspended task keeps its message against later cancel() calls, as in asyncio") {
+    trace log;
+    auto args = [](const aio::cancelled_error& e) {
+        const std::string what = e.what();
+        return what == aio::cancelled_error().what() ? std::string("()") : "('" + what + "',)";
+    };
+    auto sleeper = [&]() -> aio::task<> {
         try {
             co_await aio::sleep(1h);
         } catch (const aio::cancelled_error& e) {
-            inside = e.what();
+            log("inside " + args(e));
             throw;
         }
     };
     auto body = [&]() -> aio::task<> {
+        for (std::string second : {"", "second"}) {
+            auto t = aio::create_task(sleeper());
+            co_await aio::sleep(0s);
+            t.cancel("first");
+            t.cancel(second);
+            try {
+                co_await t;
+            } catch (const aio::cancelled_error& e) {
+                log("outside " + args(e));
+            }
+        }
+        {
+            auto t = aio::create_task(sleeper());
+            co_await aio::sleep(0s);
+            t.cancel();
+            t.cancel("second");
+            try {
+                co_await t;
+            } catch (const aio::cancelled_error& e) {
+                log("outside " + args(e));
+            }
+        }
         auto t = aio::create_task(sleeper());
-        co_await aio::sleep(0s);
         t.cancel("first");
-        t.cancel();
+        t.cancel("second");
         try {
             co_await t;
-        } catch (const aio::cancelled_error&) {
+        } catch (const aio::cancelled_error& e) {
+            log("not started " + args(e));
         }
     };
     aio::run(body());
-    REQUIRE(inside == aio::cancelled_error().what());
+    REQUIRE(log.events == lines{"inside ('first',)", "outside ('first',)", "inside ('first',)", "outside ('first',)",
+                                "inside ()", "outside ()", "not started ('second',)"});
+}
+
+// import asyncio
+// log = []
+// async def sleeper():
+//     await asyncio.sleep(3600)
+// async def main():
+//     h = asyncio.create_task(sleeper())
+//     await asyncio.sleep(0)
+//     h.cancel("m")
+//     for i in range(3):
+//         try:
+//             await h
+//         except asyncio.CancelledError as e:
+//             log.append(f"await {i} {e.args}")
+//     try:
+//         h.result()
+//     except asyncio.CancelledError as e:
+//         log.append(f"result {e.args}")
+// asyncio.run(main())
+// print(log)
+TEST_CASE("a cancelled task's message goes to the first retrieval only; later ones get a bare cancellation, as in asyncio") {
+    trace log;
+    auto args = [](const aio::cancelled_error& e) {
+        const std::string what = e.what();
+        return what == aio::cancelled_error().what() ? std::string("()") : "('" + what + "',)";
+    };
+    auto sleeper = []() -> aio::task<> { co_await aio::sleep(1h); };
+    auto body = [&]() -> aio::task<> {
+        auto h = aio::create_task(sleeper());
+        co_await aio::sleep(0s);
+        h.cancel("m");
+        for (int i = 0; i < 3; ++i) {
+            try {
+                co_await h;
+            } catch (const aio::cancelled_error& e) {
+                log("await " + std::to_string(i) + " " + args(e));
+            }
+        }
+        try {
+            h.result();
+        } catch (const aio::cancelled_error& e) {
+            log("result " + args(e));
+        }
+    };
+    aio::run(body());
+    REQUIRE(log.events == lines{"await 0 ('m',)", "await 1 ()", "await 2 ()", "result ()"});
 }
 
 // cancel(msg) used to keep its messages in a vector scanned at every task the

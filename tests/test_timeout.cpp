@@ -345,3 +345,49 @@ TEST_CASE("a scope whose task is destroyed by the loop closing leaves no timer b
     REQUIRE(h.done());
     REQUIRE(h.cancelled());
 }
+
+// The block form: a time limit over several statements, as `async with
+// asyncio.timeout(d):`, without a helper coroutine.
+//
+// import asyncio
+// log = []
+// async def main():
+//     try:
+//         async with asyncio.timeout(0.05):
+//             log.append("step one")
+//             await asyncio.sleep(0)
+//             log.append("step two")
+//             await asyncio.sleep(3600)
+//             log.append("not reached")
+//     except TimeoutError:
+//         log.append("timed out")
+//     async with asyncio.timeout(10):
+//         log.append("quick block")
+//         v = 7
+//     log.append(f"value {v}")
+// asyncio.run(main())
+// print(log)
+TEST_CASE("a timeout scope runs a block of statements under its deadline, as async with asyncio.timeout()") {
+    trace log;
+    auto body = [&]() -> aio::task<> {
+        try {
+            co_await aio::timeout(50ms).run([&](aio::timeout_scope&) -> aio::task<> {
+                log("step one");
+                co_await aio::sleep(0s);
+                log("step two");
+                co_await aio::sleep(1h);
+                log("not reached");
+            });
+        } catch (const aio::timeout_error&) {
+            log("timed out");
+        }
+        const int v = co_await aio::timeout(10s).run([&](aio::timeout_scope& scope) -> aio::task<int> {
+            log("quick block");
+            REQUIRE(scope.current_state() == aio::timeout_scope::state::entered);
+            co_return 7;
+        });
+        log("value " + std::to_string(v));
+    };
+    aio::run(body());
+    REQUIRE(log.events == lines{"step one", "step two", "timed out", "quick block", "value 7"});
+}

@@ -186,6 +186,142 @@ TEST_CASE("wait_for with a timeout of zero starts nothing: a finished task gives
                                 "pending handle -> timeout, cancelled=1", "lazy -> timeout, ran=0"});
 }
 
+// wait_for(h, 0) cancels h and waits for it through a private future
+// (_cancel_and_wait): cancelling the caller stops only that wait, it does not send h a
+// second cancel. aio used to await h itself, so the caller's cancel reached h, which
+// swallowed both and the caller returned normally ("caller got 1").
+//
+// import asyncio
+// log = []
+// async def winding_down():
+//     try:
+//         await asyncio.sleep(3600)
+//     except asyncio.CancelledError:
+//         log.append("work cancelled")
+//         for i in range(3):
+//             await asyncio.sleep(0)
+//         log.append("work wound down")
+//     return 1
+// async def caller(h):
+//     try:
+//         v = await asyncio.wait_for(h, 0)
+//         log.append(f"caller got {v}")
+//     except asyncio.CancelledError:
+//         log.append("caller cancelled")
+// async def main():
+//     h = asyncio.create_task(winding_down())
+//     await asyncio.sleep(0)
+//     c = asyncio.create_task(caller(h))
+//     await asyncio.sleep(0)
+//     await asyncio.sleep(0)
+//     c.cancel()
+//     await c
+//     log.append(f"h done {h.done()}")
+//     log.append(f"h result {await h}")
+// asyncio.run(main())
+// print(log)
+TEST_CASE("cancelling a task blocked in wait_for(h, 0) cancels only its wait, not h a second time, as in asyncio") {
+    trace log;
+    auto winding_down = [&]() -> aio::task<int> {
+        bool cancelled = false;  // the cleanup awaits: outside the handler
+        try {
+            co_await aio::sleep(1h);
+        } catch (const aio::cancelled_error&) {
+            log("work cancelled");
+            cancelled = true;
+        }
+        if (cancelled) {
+            for (int i = 0; i < 3; ++i) co_await aio::sleep(0s);
+            log("work wound down");
+        }
+        co_return 1;
+    };
+    auto caller = [&](aio::task_handle<int> h) -> aio::task<> {
+        try {
+            const int v = co_await aio::wait_for(h, 0s);
+            log("caller got " + std::to_string(v));
+        } catch (const aio::cancelled_error&) {
+            log("caller cancelled");
+        }
+    };
+    auto body = [&]() -> aio::task<> {
+        auto h = aio::create_task(winding_down());
+        co_await aio::sleep(0s);
+        auto c = aio::create_task(caller(h));
+        co_await aio::sleep(0s);
+        co_await aio::sleep(0s);
+        c.cancel();
+        co_await c;
+        log(std::string("h done ") + (h.done() ? "True" : "False"));
+        log("h result " + std::to_string(co_await h));
+    };
+    aio::run(body());
+    REQUIRE(log.events == lines{"work cancelled", "caller cancelled", "h done False", "work wound down", "h result 1"});
+}
+
+// A zero time-out costs three loop iterations, with a lazy task (wrapped in a task that
+// is cancelled before its first step) as with a running one: the task's step, its done
+// callback, the caller's wake-up. aio used to throw at once (0) and after 2.
+//
+// import asyncio
+// log = []
+// async def ticker(n):
+//     for i in range(n):
+//         log.append(f"tick{i}")
+//         await asyncio.sleep(0)
+// async def work():
+//     log.append("work start")
+//     await asyncio.sleep(0)
+//     return 1
+// async def main():
+//     t = asyncio.create_task(ticker(4))
+//     try:
+//         await asyncio.wait_for(work(), 0)
+//     except asyncio.TimeoutError:
+//         log.append("lazy timed out")
+//     await t
+//     t = asyncio.create_task(ticker(5))
+//     h = asyncio.create_task(work())
+//     await asyncio.sleep(0)
+//     log.append("waiting")
+//     try:
+//         await asyncio.wait_for(h, 0)
+//     except asyncio.TimeoutError:
+//         log.append("running timed out")
+//     await t
+// asyncio.run(main())
+// print(log)
+TEST_CASE("wait_for with a zero time-out resumes its caller three iterations later, as in asyncio") {
+    trace log;
+    auto work = [&]() -> aio::task<int> {
+        log("work start");
+        co_await aio::sleep(0s);
+        co_return 1;
+    };
+    auto body = [&]() -> aio::task<> {
+        auto t = aio::create_task(ticker(log, 4));
+        try {
+            (void)co_await aio::wait_for(work(), 0s);
+        } catch (const aio::timeout_error&) {
+            log("lazy timed out");
+        }
+        co_await t;
+        t = aio::create_task(ticker(log, 5));
+        auto h = aio::create_task(work());
+        co_await aio::sleep(0s);
+        log("waiting");
+        try {
+            (void)co_await aio::wait_for(h, 0s);
+        } catch (const aio::timeout_error&) {
+            log("running timed out");
+        }
+        co_await t;
+    };
+    aio::run(body());
+    REQUIRE(log.events == lines{"tick0", "tick1", "tick2", "lazy timed out", "tick3", "tick0", "work start", "waiting",
+                                "tick1", "tick2", "tick3", "running timed out", "tick4"});
+}
+
 TEST_CASE("cancelling the task that runs wait_for cancels the work and ends with cancelled_error") {
     trace log;
     auto waiter = [](trace& log) -> aio::task<> {

@@ -48,20 +48,26 @@ public:
     // barrier is broken, or aborted or reset while the task waits.
     task<std::size_t> wait() {
         auto guard = co_await cond_.scoped();
+        // Set when the barrier is destroyed while this task waits (a bug; the task then
+        // leaves cancelled, touching nothing of it: see waiter_queue.hpp).
+        bool orphaned = false;
         // Wait while the barrier drains or resets (asyncio's _block).
-        co_await cond_.wait_for([this] { return state_ != state::draining && state_ != state::resetting; });
+        co_await cond_.wait_until([this] { return state_ != state::draining && state_ != state::resetting; }, orphaned);
         if (state_ == state::broken) throw broken_barrier_error("Barrier aborted");
         const std::size_t index = count_++;
         // On the way out, normally or not (asyncio's `finally`), with the lock held.
         struct leave {
             barrier& b;
-            ~leave() { b.exit(); }
-        } on_exit{*this};
+            const bool& orphaned;
+            ~leave() {
+                if (!orphaned) b.exit();
+            }
+        } on_exit{*this, orphaned};
         if (index + 1 == parties_) {
             state_ = state::draining;  // release the waiting parties
             cond_.notify_all();
         } else {
-            co_await cond_.wait_for([this] { return state_ != state::filling; });
+            co_await cond_.wait_until([this] { return state_ != state::filling; }, orphaned);
             if (state_ == state::broken || state_ == state::resetting)
                 throw broken_barrier_error("Abort or reset of barrier");
         }

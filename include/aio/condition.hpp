@@ -62,31 +62,7 @@ public:
     void release() { lock_->release(); }
 
     // co_await cv.wait(): see above. Throws aio::runtime_error if the lock is not held.
-    task<> wait() {
-        if (!lock_->locked()) throw aio::runtime_error("aio::condition::wait(): the lock is not acquired");
-        lock_->release();
-        std::exception_ptr error;
-        try {
-            co_await notified_awaiter(*this);
-        } catch (const cancelled_error&) {
-            error = std::current_exception();
-        }
-        // Re-acquire the lock whatever happened; a cancellation meanwhile is kept
-        // for later (the last one is thrown).
-        for (;;) {
-            try {
-                co_await lock_->acquire();
-                break;
-            } catch (const cancelled_error&) {
-                error = std::current_exception();
-            }
-        }
-        if (error) {
-            // This task may have used up a notification: hand one on.
-            waiters_.wake(1);
-            std::rethrow_exception(error);
-        }
-    }
+    task<> wait() { return wait(nullptr); }
 
     // co_await cv.wait_for(pred): waits until pred() is true; returns its value.
     template <class Predicate>
@@ -109,18 +85,65 @@ public:
     void notify_all() { notify(static_cast<std::size_t>(-1)); }
 
 private:
-    // The wait for a notification proper (asyncio's `await fut`).
+    friend class barrier;
+
+    // wait(), telling `orphaned` (if given) when the condition was destroyed while the
+    // task waited: the cancellation that ends such a wait is rethrown at once, touching
+    // nothing of the dead condition (nor its lock), and so must the caller (barrier).
+    task<> wait(bool* orphaned) {
+        if (!lock_->locked()) throw aio::runtime_error("aio::condition::wait(): the lock is not acquired");
+        lock_->release();
+        std::exception_ptr error;
+        bool gone = false;
+        try {
+            co_await notified_awaiter(*this, gone);
+        } catch (const cancelled_error&) {
+            if (gone) {
+                if (orphaned) *orphaned = true;
+                throw;
+            }
+            error = std::current_exception();
+        }
+        // Re-acquire the lock whatever happened; a cancellation meanwhile is kept
+        // for later (the last one is thrown).
+        for (;;) {
+            try {
+                co_await lock_->acquire();
+                break;
+            } catch (const cancelled_error&) {
+                error = std::current_exception();
+            }
+        }
+        if (error) {
+            // This task may have used up a notification: hand one on.
+            waiters_.wake(1);
+            std::rethrow_exception(error);
+        }
+    }
+
+    // wait_for(pred) for a barrier, which must know whether the condition is gone.
+    template <class Predicate>
+    task<> wait_until(Predicate predicate, bool& orphaned) {
+        while (!predicate()) co_await wait(&orphaned);
+    }
+
+    // The wait for a notification proper (asyncio's `await fut`). `orphaned` is set when
+    // the condition was destroyed while the task waited.
     class notified_awaiter {
     public:
-        explicit notified_awaiter(condition& c) noexcept : cond_(c) {}
+        notified_awaiter(condition& c, bool& orphaned) noexcept : cond_(c), orphaned_(orphaned) {}
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<> h) { node_.suspend(cond_.waiters_, h, "aio::condition::wait()"); }
         void await_resume() {
-            if (node_.resume() != detail::queue_waiter::outcome::woken) node_.throw_cancellation();
+            if (node_.resume() != detail::queue_waiter::outcome::woken) {
+                orphaned_ = node_.orphaned();
+                node_.throw_cancellation();
+            }
         }
 
     private:
         condition& cond_;
+        bool& orphaned_;
         detail::queue_waiter node_;
     };
 

@@ -5,8 +5,11 @@
 //   std::vector<int> all = co_await aio::gather(std::move(tasks));  // any sized range of tasks or handles
 //   auto slots = co_await aio::gather(aio::return_exceptions, f(), g());  // aio::outcome<T> each
 //
-// Children are lazy tasks (moved in) or task handles (shared). Calling gather wraps the
-// lazy ones into tasks at once, in argument order; they start when the caller yields.
+// Children are lazy tasks (moved in), task handles (shared) or gathers (moved in:
+// asyncio's gather(gather(a, b), c); the inner result, a tuple or a vector, is one
+// value, and cancelling the outer gather cancels the inner's children). Calling gather
+// wraps the lazy ones, and each inner gather, into tasks at once, in argument order;
+// they start when the caller yields.
 // Results come in argument order; a void child contributes std::monostate.
 //
 // Resumption: the awaiting task is woken through the ready queue once every child's
@@ -20,7 +23,8 @@
 // aio::cancelled_error under return_exceptions).
 //
 // A gather is awaited once, by one task: a second co_await — while the first waits,
-// or after it — throws aio::invalid_state_error. Like any awaitable, it must outlive
+// or after it — throws aio::invalid_state_error. It may be moved (its children follow)
+// until it is awaited. Like any awaitable, it must outlive
 // the task suspended on it.
 //
 // Allocation: the lazy children's frames; a range also allocates its slots.

@@ -70,8 +70,8 @@ public:
                 return;
             }
             // Cancelled: if a wake-up was ours (abandoned), or the lock is free anyway,
-            // the next queued task must run.
-            if (!lock_.locked_) lock_.wake_up_first();
+            // the next queued task must run — unless the lock is gone (orphaned).
+            if (!node_.orphaned() && !lock_.locked_) lock_.wake_up_first();
             node_.throw_cancellation();
         }
 
@@ -103,6 +103,10 @@ private:
         if (!waiters_.head_woken()) waiters_.wake_first();
     }
 
+    template <class>
+    friend class detail::release_guard;
+
+    detail::guard_registry<lock> guards_;  // disowned if the lock is destroyed under them
     detail::waiter_queue waiters_;
     bool locked_ = false;
 };

@@ -43,6 +43,12 @@
 
 namespace aio {
 
+// The tag of shutdown(aio::immediate): asyncio's shutdown(immediate=True).
+struct immediate_t {
+    explicit immediate_t() = default;
+};
+inline constexpr immediate_t immediate{};
+
 // The members of queue, lifo_queue and priority_queue, which differ only in the order
 // items come out in (`Storage`).
 template <class T, class Storage>
@@ -93,6 +99,8 @@ public:
         }
         shut_down(drained);
     }
+    // shutdown(aio::immediate): reads better than shutdown(true).
+    void shutdown(immediate_t) { shutdown(true); }
 
     using queue_core::empty;    // no item
     using queue_core::full;     // maxsize() items (never, if unbounded)

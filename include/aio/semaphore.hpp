@@ -74,6 +74,8 @@ public:
         void await_resume() {
             if (node_.current() == detail::queue_waiter::state::idle) return;  // taken in await_ready
             const auto outcome = node_.resume();
+            if (outcome != detail::queue_waiter::outcome::woken && node_.orphaned())
+                node_.throw_cancellation();  // the semaphore is gone: nothing to give back
             // Woken, then cancelled: the unit the wake-up gave us goes back.
             if (outcome == detail::queue_waiter::outcome::abandoned) ++sem_.value_;
             // Tasks that queued behind us while units were free are served now.
@@ -120,6 +122,10 @@ private:
         return true;
     }
 
+    template <class>
+    friend class detail::release_guard;
+
+    detail::guard_registry<semaphore> guards_;  // disowned if the semaphore is destroyed under them
     detail::waiter_queue waiters_;
     std::ptrdiff_t value_;
     std::ptrdiff_t bound_ = -1;  // a bounded_semaphore's initial value

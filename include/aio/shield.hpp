@@ -8,7 +8,8 @@
 // `x` is an aio::task_handle<T>, or a lazy aio::task<T> that shield() schedules at
 // once on the running loop (asyncio's ensure_future; it starts when the caller
 // yields). The co_await returns the task's value or rethrows its exception; if the
-// task was cancelled itself, it throws aio::cancelled_error.
+// task was cancelled itself, it throws a bare aio::cancelled_error (without the
+// task's cancel(msg) message: asyncio's shield cancels its outer future with none).
 //
 // Cancellation: cancelling the awaiting task does not cancel the shielded one. The
 // awaiting task is woken through the loop (rule 4) and gets aio::cancelled_error at

@@ -26,7 +26,25 @@ namespace aio {
 
 namespace detail {
 struct handle_access;
+
+// Rethrows the exception a finished task failed with. A cancelled task's own
+// cancelled_error (carrying its cancel(msg) message) goes to the first reader only;
+// later readers get a bare aio::cancelled_error, as asyncio's _make_cancelled_error
+// hands the saved exception out once. (Without memory for the bare one, the original
+// is kept.)
+[[noreturn]] inline void rethrow_task_error(task_state& t) {
+    t.retrieved_ = true;
+    if (t.status() == task_status::cancelled) {
+        std::exception_ptr first = t.error_;
+        try {
+            t.error_ = std::make_exception_ptr(cancelled_error());
+        } catch (...) {
+        }
+        std::rethrow_exception(std::move(first));
+    }
+    std::rethrow_exception(t.error());
 }
+}  // namespace detail
 
 // What every handle can do, whatever the task's result type.
 class any_task_handle {
@@ -81,7 +99,7 @@ public:
     // cancelled. Marks the exception as retrieved.
     std::exception_ptr exception() const {
         detail::task_state& t = finished_state("exception");
-        if (t.status() == detail::task_status::cancelled) std::rethrow_exception(t.error());
+        if (t.status() == detail::task_status::cancelled) detail::rethrow_task_error(t);
         t.retrieved_ = true;
         return t.status() == detail::task_status::error ? t.error() : nullptr;
     }
@@ -117,10 +135,7 @@ struct handle_access {
 // value is moved out when `take` is true, once.
 template <class T>
 decltype(auto) task_result(task_state& t, bool take) {
-    if (t.has_error()) {
-        t.retrieved_ = true;
-        std::rethrow_exception(t.error());
-    }
+    if (t.has_error()) rethrow_task_error(t);
     if constexpr (std::is_void_v<T>) {
         return;
     } else {
@@ -146,10 +161,7 @@ public:
     // exception; throws aio::invalid_state_error while the task runs.
     decltype(auto) result() const {
         detail::task_state& t = finished_state("result");
-        if (t.has_error()) {
-            t.retrieved_ = true;
-            std::rethrow_exception(t.error());
-        }
+        if (t.has_error()) detail::rethrow_task_error(t);
         if constexpr (std::is_void_v<T>) return;
         else {
             if (t.value_taken_) throw invalid_state_error("the task's move-only result was already moved out");

@@ -25,12 +25,16 @@
 // other state, throws aio::runtime_error.
 
 #include <chrono>
+#include <concepts>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "awaitable.hpp"
+#include "detail/await_now.hpp"
 #include "detail/awaitable.hpp"
 #include "detail/loop_core.hpp"
 #include "errors.hpp"
@@ -77,14 +81,44 @@ public:
     // Awaits `a` under the deadline and returns its result; aio::timeout_error if the
     // deadline passed and the cancellation it caused ended the work.
     // `a` is kept by value if it can be moved, by reference otherwise (see
-    // detail::stored_awaitable_t): co_await run() at once.
+    // detail::stored_awaitable_t). Either way the result refers to this scope: it is
+    // awaitable only as an rvalue (detail::await_now), so co_await run() at once.
     template <class A>
         requires awaitable<A>
-    task<await_result_t<A>> run(A&& a) {
-        return run_stored<await_result_t<A>, detail::stored_awaitable_t<A>>(std::forward<A>(a));
+    detail::await_now<await_result_t<A>> run(A&& a) {
+        return detail::await_now<await_result_t<A>>(
+            run_stored<await_result_t<A>, detail::stored_awaitable_t<A>>(std::forward<A>(a)));
+    }
+
+    // Runs a block of statements under the deadline (asyncio's `async with
+    // asyncio.timeout(d):` block) without a helper coroutine: `body` is called as
+    // body(scope) and returns an aio::task<T>, as task_group::run's body does.
+    //
+    //     co_await aio::timeout(2s).run([&](aio::timeout_scope& scope) -> aio::task<> {
+    //         co_await step_one();
+    //         scope.reschedule(std::nullopt);  // the scope is at hand
+    //         co_await step_two();
+    //     });
+    //
+    // The body is kept in run()'s frame until its task has ended (capturing by
+    // reference is safe; see task_group.hpp about GCC 12 and by-value captures).
+    template <class F>
+        requires(std::invocable<F&, timeout_scope&> && !awaitable<F>)
+    auto run(F body) {
+        using body_task = std::invoke_result_t<F&, timeout_scope&>;
+        static_assert(std::is_same_v<body_task, task<typename body_task::value_type>>,
+                      "the body of aio::timeout_scope::run() is called as body(aio::timeout_scope&) and must "
+                      "return an aio::task<T>");
+        using R = typename body_task::value_type;
+        return detail::await_now<R>(run_body<R, F>(std::move(body)));
     }
 
 private:
+    template <class R, class F>
+    task<R> run_body(F body) {
+        co_return co_await run_stored<R, task<R>>(std::invoke(body, *this));
+    }
+
     template <class R, class S>
     task<R> run_stored(S a) {
         enter();

@@ -7,18 +7,27 @@
 // value anyway, that value is returned. The work runs inside the calling task (a
 // timeout scope around it, see timeout.hpp), so cancelling the caller cancels it too.
 //
-// A timeout <= 0 does not start anything: a task handle that has already ended gives
-// its result; one still running is cancelled and awaited, and gives aio::timeout_error
-// if it ends cancelled; any other awaitable (a lazy task, say) gives
-// aio::timeout_error without running — as asyncio, which wraps it in a task that is
-// cancelled before its first step.
+// A timeout <= 0 follows asyncio's special case (CPython 3.11-3.13): the work is
+// wrapped in a task (a lazy task, or any other awaitable; a task handle is used as it
+// is); a task that has already ended gives its result; otherwise it is cancelled and
+// waited for through a private wait (_cancel_and_wait), and its end decides: a value
+// is returned, its cancellation becomes aio::timeout_error, any other exception is
+// rethrown. A lazy task is thus cancelled before its first step and never runs its
+// body; the caller resumes three loop iterations later, as in asyncio (the task's step,
+// its done callback, the caller's wake-up). Cancelling the caller meanwhile stops only
+// the private wait: the caller gets aio::cancelled_error at once and the work, already
+// cancelled, ends on its own.
 
 #include <chrono>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "awaitable.hpp"
+#include "detail/await_now.hpp"
 #include "detail/awaitable.hpp"
+#include "detail/shield.hpp"
+#include "event_loop.hpp"
 #include "errors.hpp"
 #include "task.hpp"
 #include "task_handle.hpp"
@@ -34,41 +43,52 @@ inline constexpr bool is_task_handle_v<task_handle<T>> = true;
 }  // namespace detail
 
 namespace detail {
+// The task that wait_for(a, <= 0) cancels and waits for (asyncio's ensure_future).
+template <class R, class S>
+task<R> wait_for_wrapped(S a) {
+    co_return co_await static_cast<S&&>(a);
+}
+
 template <class R, class S>
 task<R> wait_for_stored(S a, std::int64_t timeout_ns) {
     using A = std::remove_cvref_t<S>;
     if (timeout_ns <= 0) {
-        if constexpr (is_task_handle_v<A>) {
-            if (!a.done()) {
-                a.cancel();
-                // Its end, whatever it is, comes first. A cancellation means the time
-                // limit won — unless the caller itself was cancelled meanwhile.
-                task_state* self = current_task_state();
-                const int requests = self ? self->cancels_ : 0;
-                try {
-                    co_return co_await static_cast<S&&>(a);
-                } catch (const cancelled_error&) {
-                    if (!a.cancelled() || (self && self->cancels_ > requests)) throw;
-                }
-                throw timeout_error();
+        task_handle<R> h;
+        if constexpr (is_task_handle_v<A>) h = a;
+        else if constexpr (std::is_same_v<A, task<R>>) h = get_running_loop().create_task(static_cast<S&&>(a));
+        // Cancelled before its first step, the wrapper never touches `a`: it may be held
+        // by reference.
+        else h = get_running_loop().create_task(wait_for_wrapped<R, S>(static_cast<S&&>(a)));
+        if (!h.done()) {
+            h.cancel();
+            co_await shield_awaitable<R, true>(h);  // throws only the caller's own cancellation
+            try {
+                co_return co_await std::move(h);
+            } catch (const cancelled_error&) {
             }
-            co_return co_await static_cast<S&&>(a);
-        } else {
             throw timeout_error();
         }
+        co_return co_await std::move(h);
     }
     auto limit = aio::timeout(std::chrono::nanoseconds(timeout_ns));
     co_return co_await limit.run(static_cast<S&&>(a));
 }
 }  // namespace detail
 
-// `a` is kept by value if it can be moved, by reference otherwise (a gather): in that
-// case co_await the result at once.
+// `a` is kept by value if it can be moved (a lazy task, a handle, a gather not yet
+// awaited): the result is a task, which may be stored or handed to create_task.
+// Otherwise (an event's wait(), a queue's get()) it is kept by reference and the
+// result must be awaited at once, in the same expression: it is awaitable only as an
+// rvalue (detail::await_now), so a stored one does not compile.
 template <class A, class Rep, class Period>
     requires awaitable<A>
-task<await_result_t<A>> wait_for(A&& a, std::chrono::duration<Rep, Period> timeout) {
-    return detail::wait_for_stored<await_result_t<A>, detail::stored_awaitable_t<A>>(
-        std::forward<A>(a), detail::saturating_ns(timeout));
+auto wait_for(A&& a, std::chrono::duration<Rep, Period> timeout) {
+    using R = await_result_t<A>;
+    using S = detail::stored_awaitable_t<A>;
+    if constexpr (std::is_reference_v<S>)
+        return detail::await_now<R>(detail::wait_for_stored<R, S>(std::forward<A>(a), detail::saturating_ns(timeout)));
+    else
+        return detail::wait_for_stored<R, S>(std::forward<A>(a), detail::saturating_ns(timeout));
 }
 
 }  // namespace aio

@@ -19,10 +19,11 @@ decltype(auto) awaiter_of(A&& a) {
 }
 
 // How a coroutine that awaits `a` later (wait_for, a timeout scope) keeps it: by value
-// when it can be moved (a lazy task, a task handle, a sleep), so that the coroutine
-// may be awaited after the statement that made it; by reference otherwise (a gather,
-// whose children already point at it), valid while the argument lives — for a
-// temporary, the full expression, so such a coroutine must be awaited at once.
+// when it can be moved (a lazy task, a task handle, a sleep, a gather not yet awaited),
+// so that the coroutine may be awaited after the statement that made it; by reference
+// otherwise (an event's wait(), a queue's get(): awaiters that waiters point into),
+// valid while the argument lives — for a temporary, the full expression, so such a
+// coroutine must be awaited at once (detail::await_now makes that a compile error).
 template <class A>
 using stored_awaitable_t = std::conditional_t<std::is_move_constructible_v<std::remove_cvref_t<A>>, std::remove_cvref_t<A>, A&&>;
 

@@ -30,9 +30,11 @@ public:
         chain(t);
         drain();
     }
-    // Cancels what `hook` stands for; true when the cancellation was delivered.
-    bool from_hook(cancel_hook* hook) noexcept {
+    // Cancels what `hook`, on which `t` has just suspended, stands for; true when the
+    // cancellation was delivered.
+    bool from_hook(task_state& t, cancel_hook* hook) noexcept {
         if (!enter(hook)) return false;
+        t.cancel_fixed_ = true;
         drain();
         return true;
     }
@@ -42,19 +44,29 @@ private:
     void chain(task_state* t) noexcept {
         task_state* slow = t;
         for (bool advance_slow = false;; advance_slow = !advance_slow) {
-            if (t->cancels_ < (1u << 13) - 1) ++t->cancels_;
-            if (scheduler* loop = t->loop(); loop && (message_ || !loop->cancel_messages.empty())) [[unlikely]]
+            if (t->cancels_ < (1u << 12) - 1) ++t->cancels_;
+            // The message goes with the first cancellation that reaches what the task
+            // awaits; a later cancel() that finds it already cancelled only marks the
+            // task (asyncio: the awaited future keeps the message it was cancelled with).
+            if (scheduler* loop = t->loop(); loop && !t->cancel_fixed_ && (message_ || !loop->cancel_messages.empty()))
+                [[unlikely]]
                 loop->note_cancel_message(*t, message_);
             const std::uintptr_t a = t->run_.awaiting;
             if (a == 0) break;
             if (a & awaiting_sleep) {
-                if (core_of(t->loop_)->cancel_sleep(*t)) return;
+                if (core_of(t->loop_)->cancel_sleep(*t)) {
+                    t->cancel_fixed_ = true;
+                    return;
+                }
                 break;
             }
             auto* hook = reinterpret_cast<cancel_hook*>(a);
             task_state* next = hook->awaited_task;
             if (!next) {
-                if (enter(hook)) return;
+                if (enter(hook)) {
+                    t->cancel_fixed_ = true;
+                    return;
+                }
                 break;
             }
             if (next->done()) break;  // it has ended: its wake-up is already queued

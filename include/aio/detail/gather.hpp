@@ -81,6 +81,43 @@ struct gather_state : cancel_hook, cancel_group {
         }
     }
 
+    // A gather may move before it is awaited (into a coroutine frame: a gather of
+    // gathers, wait_for): aio::invalid_state_error once it is awaited.
+    void check_movable() const {
+        if (awaiting || consumed) [[unlikely]]
+            misuse("an aio::gather cannot be moved once it has been awaited");
+    }
+
+    // Takes over `from`'s progress and children (from has passed check_movable()).
+    // `same_slots`: the slots stay where they are (a range gather's, on the heap): only
+    // their owner changes. Otherwise each of this state's slots takes the place of
+    // `from`'s in the child's waiter list, or in the ready queue where the child's done
+    // step waits, so that the order of wake-ups is the same as without the move.
+    void take_over(gather_state& from, bool same_slots) noexcept {
+        remaining = from.remaining;
+        error = std::move(from.error);
+        done = from.done;
+        cancel_requested = from.cancel_requested;
+        for (std::size_t i = 0; i < count; ++i) {
+            gather_slot& slot = slots[i];
+            slot.owner = this;
+            if (same_slots) continue;
+            gather_slot& old = from.slots[i];
+            slot.child = std::exchange(old.child, nullptr);
+            slot.run = on_child_done;
+            if (!slot.child) continue;
+            if (old.link.linked()) {
+                slot.link.entry = entry_of(static_cast<ready_item*>(&slot), tag_item);
+                slot.child->waiters_.replace(&old.link, &slot.link);
+            } else {
+                loop->requeue_in_place(&old, &slot);
+            }
+        }
+        from.count = 0;
+        from.children = 0;
+        from.slots = nullptr;
+    }
+
     // One task awaits a gather, once: a second awaiter (while the first waits, or
     // after it has had the result) gets aio::invalid_state_error.
     bool ready() const {
@@ -173,6 +210,7 @@ struct gather_child;
 template <class T>
 struct gather_child<task<T>> {
     using value_type = T;
+    static constexpr bool shared = false;
     static task_state* adopt(loop_core& loop, task<T>&& t) {
         task_handle<T> h = loop.owner().create_task(std::move(t));
         task_state* state = handle_access::state(h);
@@ -183,6 +221,7 @@ struct gather_child<task<T>> {
 template <class T>
 struct gather_child<task_handle<T>> {
     using value_type = T;
+    static constexpr bool shared = true;
     static task_state* adopt(loop_core& loop, const task_handle<T>& h) {
         task_state* state = handle_access::state(h);
         if (!state) throw invalid_state_error("aio::gather() of an empty task_handle");
@@ -193,10 +232,10 @@ struct gather_child<task_handle<T>> {
     }
 };
 
+// A lazy task or a gather is moved in (an rvalue); a handle may be shared.
 template <class A>
 concept gatherable = requires { typename gather_child<std::remove_cvref_t<A>>::value_type; } &&
-                     (!std::is_same_v<std::remove_cvref_t<A>, task<typename gather_child<std::remove_cvref_t<A>>::value_type>> ||
-                      std::is_rvalue_reference_v<A&&>);
+                     (gather_child<std::remove_cvref_t<A>>::shared || std::is_rvalue_reference_v<A&&>);
 
 template <class A>
 using gather_value_t = typename gather_child<std::remove_cvref_t<A>>::value_type;
@@ -249,6 +288,11 @@ public:
             throw;
         }
     }
+    // Before it is awaited (aio::invalid_state_error after): the children follow.
+    gather_awaitable(gather_awaitable&& other)
+        : state_((other.state_.check_movable(), *other.state_.loop), slots_.data(), sizeof...(T), KeepExceptions) {
+        state_.take_over(other.state_, false);
+    }
     gather_awaitable(const gather_awaitable&) = delete;
     gather_awaitable& operator=(const gather_awaitable&) = delete;
     ~gather_awaitable() {
@@ -292,6 +336,12 @@ public:
             throw;
         }
     }
+    // Before it is awaited (aio::invalid_state_error after): the children follow.
+    gather_range_awaitable(gather_range_awaitable&& other)
+        : slots_((other.state_.check_movable(), std::move(other.slots_))),
+          state_(*other.state_.loop, slots_.get(), other.state_.count, KeepExceptions) {
+        state_.take_over(other.state_, true);
+    }
     gather_range_awaitable(const gather_range_awaitable&) = delete;
     gather_range_awaitable& operator=(const gather_range_awaitable&) = delete;
     ~gather_range_awaitable() {
@@ -315,5 +365,32 @@ private:
     std::unique_ptr<gather_slot[]> slots_;
     gather_state state_;
 };
+
+// --- a gather as a child of a gather (asyncio's gather(gather(a, b), c))
+//
+// The inner gather is moved into a task that awaits it: its result (a tuple or a
+// vector) is the outer gather's slot, and cancelling the outer gather cancels that task,
+// which cancels the inner gather's children (rule 8).
+
+template <class R, class G>
+task<R> awaiting_gather(G inner) {
+    co_return co_await inner;
+}
+
+template <class G>
+struct gather_child_gather {
+    using value_type = decltype(std::declval<G&>().await_resume());
+    static constexpr bool shared = false;
+    static task_state* adopt(loop_core& loop, G&& inner) {
+        task_handle<value_type> h = loop.owner().create_task(awaiting_gather<value_type, G>(std::move(inner)));
+        task_state* state = handle_access::state(h);
+        state->add_ref();
+        return state;
+    }
+};
+template <bool KeepExceptions, class... T>
+struct gather_child<gather_awaitable<KeepExceptions, T...>> : gather_child_gather<gather_awaitable<KeepExceptions, T...>> {};
+template <bool KeepExceptions, class T>
+struct gather_child<gather_range_awaitable<KeepExceptions, T>> : gather_child_gather<gather_range_awaitable<KeepExceptions, T>> {};
 
 }  // namespace aio::detail

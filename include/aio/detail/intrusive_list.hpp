@@ -64,6 +64,21 @@ public:
         l.prev = l.next = nullptr;
     }
 
+    // `x`, not linked, takes the place of `old`, which must be linked in this list.
+    void replace(T* old, T* x) noexcept {
+        list_links<T>& o = old->*Links;
+        list_links<T>& l = x->*Links;
+        if (o.next == old) {
+            l.prev = l.next = x;
+        } else {
+            l.prev = o.prev;
+            l.next = o.next;
+            (l.prev->*Links).next = x;
+            (l.next->*Links).prev = x;
+        }
+        if (head_ == old) head_ = x;
+        o.prev = o.next = nullptr;
+    }
     T* pop_front() noexcept {
         T* x = head_;
         if (x) unlink(x);

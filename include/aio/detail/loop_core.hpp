@@ -367,6 +367,7 @@ private:
             }
         }
         current = &t;
+        t.cancel_fixed_ = false;  // whatever cancellation was delivered is thrown in this step
         t.run_.resume.resume();
         current = nullptr;
         if (t.done()) reap(t);

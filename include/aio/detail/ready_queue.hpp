@@ -66,6 +66,14 @@ public:
             slots_[position & (capacity_ - 1)] = 0;
     }
 
+    // Puts `replacement` in the place of the entry at `position`, if it is still
+    // queued there; false if not.
+    bool replace(std::uint64_t position, std::uintptr_t entry, std::uintptr_t replacement) noexcept {
+        if (position < head_ || position >= tail_ || slots_[position & (capacity_ - 1)] != entry) return false;
+        slots_[position & (capacity_ - 1)] = replacement;
+        return true;
+    }
+
 private:
     void grow(std::size_t at_least) {
         std::size_t capacity = capacity_ ? capacity_ * 2 : 64;

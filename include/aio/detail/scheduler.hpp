@@ -39,6 +39,15 @@ public:
         item->queued_at = not_queued;
     }
 
+    // `to` takes `from`'s place in the ready queue (an object that moves while its item
+    // is queued).
+    void requeue_in_place(ready_item* from, ready_item* to) noexcept {
+        to->queued_at = not_queued;
+        if (from->queued_at == not_queued) return;
+        if (ready.replace(from->queued_at, entry_of(from, tag_item), entry_of(to, tag_item))) to->queued_at = from->queued_at;
+        from->queued_at = not_queued;
+    }
+
     void check_open() const {
         if (closed) throw aio::runtime_error("Event loop is closed");
     }
@@ -68,7 +77,8 @@ public:
     // --- cancel(msg)'s messages
 
     // Records cancel(msg)'s message for `t`; a cancel() without one forgets it, as in
-    // asyncio. The message is best effort: without memory for it, it is dropped.
+    // asyncio. The cancel walk does not call it for a task whose cancellation has
+    // already reached what it awaits (task_state::cancel_fixed_): that message stays. The message is best effort: without memory for it, it is dropped.
     // A hash map: cancel("shutdown") of a gather reaches each of its children.
     void note_cancel_message(const task_state& t, const std::string* message) noexcept {
         if (!message || message->empty()) {

@@ -9,6 +9,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "../errors.hpp"
@@ -20,15 +21,19 @@
 
 namespace aio::detail {
 
-template <class T>
+// WaitOnly: the co_await only waits for the inner task's end and reads nothing from it
+// (asyncio's `await waiter` in _cancel_and_wait, which wait_for uses): it throws only
+// the awaiting task's own cancellation.
+template <class T, bool WaitOnly = false>
 class [[nodiscard]] shield_awaitable : cancel_hook, ready_item {
 public:
     explicit shield_awaitable(task_handle<T> inner) : inner_(std::move(inner)) {
         task_state* t = handle_access::state(inner_);
         if (!t) throw invalid_state_error("aio::shield() of an empty task handle");
         cancel = on_cancel;  // what it awaits is not a task: cancel() stops here
-        if (t->done()) {     // asyncio's shortcut: awaiting a finished task does not suspend
+        if (t->done()) {     // asyncio's shortcut: shield() of a finished task is that task
             state_ = state::completed;
+            passthrough_ = true;
             return;
         }
         loop_ = core_of(t->loop());
@@ -62,14 +67,21 @@ public:
         detail::suspend(self, h, *this);
     }
 
-    T await_resume() {
+    std::conditional_t<WaitOnly, void, T> await_resume() {
         const bool cancelled = state_ == state::cancelled;
         state_ = state::consumed;
         resumed(awaiting_, cancelled);
+        if constexpr (WaitOnly) return;
         // The inner task's value (moved out if the shield holds the only handle), or its
-        // exception — cancelled_error if it was cancelled itself.
-        task_state& t = inner();
-        return task_result<T>(t, t.refs_ == 1);
+        // exception. If it was cancelled itself, a bare cancelled_error: asyncio's
+        // callback cancels the outer future without the inner task's message (and does
+        // not retrieve the inner task's exception) — unless the task had ended when
+        // shield() was called, which then hands out the task itself.
+        else {
+            task_state& t = inner();
+            if (t.status() == task_status::cancelled && !passthrough_) throw cancelled_error();
+            return task_result<T>(t, t.refs_ == 1);
+        }
     }
 
 private:
@@ -114,6 +126,7 @@ private:
     loop_core* loop_ = nullptr;  // the inner task's, while it had not ended
     task_state* awaiting_ = nullptr;
     state state_ = state::pending;
+    bool passthrough_ = false;  // the inner task had ended when shield() was called
 };
 
 }  // namespace aio::detail

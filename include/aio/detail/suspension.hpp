@@ -51,7 +51,7 @@ inline void suspend(task_state& t, std::coroutine_handle<> h, cancel_hook& hook)
     t.run_.resume = h;
     t.run_.awaiting = hook_word(hook);
     if (t.must_cancel_) [[unlikely]]
-        if (cancel_walk().from_hook(&hook)) t.must_cancel_ = false;
+        if (cancel_walk().from_hook(t, &hook)) t.must_cancel_ = false;
 }
 
 // True when a cancellation is due at `t`'s resumption (for awaitables that must pass
@@ -82,6 +82,7 @@ inline void suspend_sleeping(task_state& t, std::coroutine_handle<> h, sleep_nod
         loop.schedule(t);
     } else if (t.must_cancel_) [[unlikely]] {
         t.must_cancel_ = false;
+        t.cancel_fixed_ = true;
         node.timer = {sleep_node::cancelled, 0};
         loop.schedule(t);
     } else {

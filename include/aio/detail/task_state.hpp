@@ -105,7 +105,11 @@ struct task_state {
     list_links<task_state> tasks_;  // in the loop's list of pending (then finished) tasks
     std::uintptr_t name_ = 0;  // the task number, or a std::string* when named_
     std::uint32_t refs_ = 0;   // task handles
-    std::uint16_t cancels_ : 13 = 0;     // cancel() requests (asyncio's cancelling())
+    std::uint16_t cancels_ : 12 = 0;     // cancel() requests (asyncio's cancelling())
+    // A cancellation reached what the task awaits (a timer, a task, a group) and has not
+    // been thrown yet: its message is fixed, as asyncio's cancelled future keeps the
+    // first cancel(msg)'s message whatever later cancel() calls say.
+    std::uint16_t cancel_fixed_ : 1 = 0;
     std::uint16_t zombie_ : 1 = 0;       // see zombie_handover
     std::uint16_t value_taken_ : 1 = 0;  // a move-only result was moved out
     std::uint16_t finished_ : 1 = 0;     // past its last step: handles may now destroy it

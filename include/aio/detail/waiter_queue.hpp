@@ -32,8 +32,12 @@
 //
 // Lifetime: a primitive must outlive the tasks waiting on it; destroying it while
 // tasks wait is a bug. The queue then detaches its waiters rather than leave dangling
-// pointers: their tasks stay suspended for good (a cancel() no longer reaches them),
-// and their frames go when the loop closes.
+// pointers: each node is unlinked and marked orphaned, but keeps its cancel hook,
+// which now works on the node alone (it wakes its task through the task's own loop).
+// The tasks stay suspended until cancelled — by hand, or by aio::run's shutdown — and
+// then get aio::cancelled_error; the primitives' awaiters see orphaned() and touch
+// nothing of the dead primitive on the way out. (A node already woken when the
+// primitive went still resumes into it: that is the bug itself.)
 
 #include <coroutine>
 #include <cstddef>
@@ -78,6 +82,9 @@ public:
     inline void throw_cancellation() const;
     task_state* task() const noexcept { return task_; }
     state current() const noexcept { return state_; }
+    // The queue was destroyed while the task was suspended here: after resume(), the
+    // awaiter must not touch its primitive.
+    bool orphaned() const noexcept { return orphaned_; }
 
 private:
     friend class waiter_queue;
@@ -88,6 +95,7 @@ private:
     waiter_queue* queue_ = nullptr;  // while linked
     task_state* task_ = nullptr;
     state state_ = state::idle;
+    bool orphaned_ = false;
 };
 
 class waiter_queue {
@@ -99,8 +107,7 @@ public:
         while (head_) {
             queue_waiter* w = head_;
             unlink(w);
-            task_state* t = w->task_;
-            if (w->state_ == queue_waiter::state::waiting) forget_hook(t, *w);
+            w->orphaned_ = true;  // a waiting one stays cancellable: see on_cancel
         }
     }
 
@@ -197,9 +204,14 @@ inline void queue_waiter::throw_cancellation() const { resumed(task_, true); }
 inline bool queue_waiter::on_cancel(cancel_hook* hook) noexcept {
     auto& w = static_cast<queue_waiter&>(*hook);
     if (w.state_ != state::waiting) return false;
-    waiter_queue& q = *w.queue_;
-    loop_core* loop = q.loop_;
-    q.unlink(&w);
+    loop_core* loop;
+    if (waiter_queue* q = w.queue_) {
+        loop = q->loop_;
+        q->unlink(&w);
+    } else {  // orphaned: the node is all that is left
+        loop = core_of(w.task_->loop());
+        if (!loop) return false;
+    }
     w.state_ = state::cancelled;
     loop->schedule(*w.task_);
     return true;

@@ -24,6 +24,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -34,6 +35,7 @@ using aio_test::boom;
 using aio_test::ticker;
 using aio_test::number;
 using aio_test::yes_no;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -244,12 +246,7 @@ TEST_CASE("cancelling the task waiting in as_completed's next does not cancel th
     };
     using results = aio::as_completed_results<std::string>;
     auto consumer = [&](results& ac) -> aio::task<> {
-        try {
-            (void)co_await ac.next();
-        } catch (const aio::cancelled_error&) {
-            log("consumer cancelled");
-            throw;
-        }
+        (void)co_await log_cancel(log, "consumer cancelled", ac.next());
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(ticker(log, 8));

@@ -24,12 +24,14 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -511,12 +513,7 @@ TEST_CASE("cancelling the consumer while the generator sleeps unwinds the body, 
         log("gen start");
         co_yield 1;
         log("gen sleeps");
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("gen cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "gen cancelled", aio::sleep(1h));
         co_yield 2;
     };
     auto consumer = [&]() -> aio::task<> {
@@ -548,12 +545,7 @@ TEST_CASE("cancelling the consumer while the generator sleeps unwinds the body, 
 TEST_CASE("cancelling the consumer while the generator awaits a lazy task cancels that await") {
     trace log;
     auto inner = [&]() -> aio::task<int> {
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("inner task cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "inner task cancelled", aio::sleep(1h));
         co_return 1;
     };
     auto gen = [&]() -> aio::async_generator<int> { co_yield co_await inner(); };

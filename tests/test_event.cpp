@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -28,6 +29,7 @@ using aio_test::ticker;
 using aio_test::settle;
 using aio_test::trace;
 using aio_test::yes_no;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 // import asyncio
@@ -127,12 +129,7 @@ TEST_CASE("wait on a set event returns without suspending") {
 TEST_CASE("a waiter cancelled while waiting, or after set woke it, gets cancelled_error; the others still wake") {
     trace log;
     auto waiter = [&](aio::event& e, std::string name) -> aio::task<> {
-        try {
-            co_await e.wait();
-        } catch (const aio::cancelled_error&) {
-            log(name + " cancelled");
-            throw;
-        }
+        co_await log_cancel(log, name + " cancelled", e.wait());
         log(name + " woke");
     };
     auto program = [&]() -> aio::task<> {

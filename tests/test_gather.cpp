@@ -28,6 +28,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -38,6 +39,7 @@ using aio_test::boom;
 using aio_test::ticker;
 using aio_test::number;
 using aio_test::failing;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -863,22 +865,12 @@ TEST_CASE("gather without a running loop throws aio::runtime_error") {
 
 namespace {
 aio::task<> sleeper(trace& log, std::string name) {
-    try {
-        co_await aio::sleep(24h);
-    } catch (const aio::cancelled_error&) {
-        log(name + " cancelled");
-        throw;
-    }
+    co_await log_cancel(log, name + " cancelled", aio::sleep(24h));
 }
 
 template <class... C>
 aio::task<> group(trace& log, std::string name, C... children) {
-    try {
-        co_await aio::gather(std::move(children)...);
-    } catch (const aio::cancelled_error&) {
-        log(name + " cancelled");
-        throw;
-    }
+    co_await log_cancel(log, name + " cancelled", aio::gather(std::move(children)...));
 }
 }  // namespace
 

@@ -26,6 +26,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -33,30 +34,21 @@ using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
 using aio_test::yes_no;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
 
 // Logs "<name> got <v>", or "<name> cancelled" (and rethrows).
 aio::task<> getter(aio::queue<int>& q, trace& log, std::string name) {
-    try {
-        int v = co_await q.get();
-        log(name + " got " + std::to_string(v));
-    } catch (const aio::cancelled_error&) {
-        log(name + " cancelled");
-        throw;
-    }
+    int v = co_await log_cancel(log, name + " cancelled", q.get());
+    log(name + " got " + std::to_string(v));
 }
 
 // Logs "put <v> done", or "put <v> cancelled" (and rethrows).
 aio::task<> putter(aio::queue<int>& q, trace& log, int v) {
-    try {
-        co_await q.put(v);
-        log("put " + std::to_string(v) + " done");
-    } catch (const aio::cancelled_error&) {
-        log("put " + std::to_string(v) + " cancelled");
-        throw;
-    }
+    co_await log_cancel(log, "put " + std::to_string(v) + " cancelled", q.put(v));
+    log("put " + std::to_string(v) + " done");
 }
 
 template <class Queue>

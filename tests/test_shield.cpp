@@ -23,6 +23,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -34,6 +35,7 @@ using aio_test::ticker;
 using aio_test::number;
 using aio_test::failing;
 using aio_test::yes_no;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -161,12 +163,7 @@ TEST_CASE("a shielded task keeps running when the task awaiting it is cancelled"
         co_return 7;
     };
     auto waiter = [&](aio::task_handle<int> w) -> aio::task<> {
-        try {
-            co_await aio::shield(w);
-        } catch (const aio::cancelled_error&) {
-            log("waiter cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "waiter cancelled", aio::shield(w));
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(ticker(log, 6));

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/stderr_capture.hpp"
 #include "support/counted.hpp"
 #include "support/trace.hpp"
@@ -33,6 +34,7 @@
 using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -292,12 +294,7 @@ TEST_CASE("cancelling a sleeping task wakes it with cancelled_error one iteratio
     trace log;
     auto sleeper = [&]() -> aio::task<> {
         log("sleeper start");
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("sleeper cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "sleeper cancelled", aio::sleep(1h));
     };
     auto program = [&]() -> aio::task<> {
         auto s = aio::create_task(sleeper());
@@ -358,21 +355,11 @@ TEST_CASE("cancelling a task that awaits another task cancels the awaited task t
     trace log;
     auto inner = [&]() -> aio::task<> {
         log("inner start");
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("inner cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "inner cancelled", aio::sleep(1h));
     };
     auto outer = [&](aio::task_handle<> t) -> aio::task<> {
         log("outer start");
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error&) {
-            log("outer cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "outer cancelled", t);
     };
     auto program = [&]() -> aio::task<> {
         auto i = aio::create_task(inner());
@@ -470,13 +457,8 @@ TEST_CASE("a task cancelled while in the ready queue gets cancelled_error at its
     trace log;
     auto worker = [&]() -> aio::task<> {
         log("worker step 1");
-        try {
-            co_await aio::sleep(0s);
-            log("worker step 2");
-        } catch (const aio::cancelled_error&) {
-            log("worker cancelled at its sleep(0)");
-            throw;
-        }
+        co_await log_cancel(log, "worker cancelled at its sleep(0)", aio::sleep(0s));
+        log("worker step 2");
     };
     auto program = [&]() -> aio::task<> {
         auto w = aio::create_task(worker());
@@ -532,13 +514,8 @@ TEST_CASE("a task woken by the task it awaits but cancelled before it resumes ge
     };
     auto waiter = [&](aio::task_handle<int> t) -> aio::task<> {
         log("waiter waits");
-        try {
-            int v = co_await t;
-            log("waiter got " + std::to_string(v));
-        } catch (const aio::cancelled_error&) {
-            log("waiter cancelled although target finished");
-            throw;
-        }
+        int v = co_await log_cancel(log, "waiter cancelled although target finished", t);
+        log("waiter got " + std::to_string(v));
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(target());
@@ -697,12 +674,7 @@ TEST_CASE("a task that cancels itself runs on and gets cancelled_error at its ne
     auto selfcancel = [&]() -> aio::task<> {
         log("cancel self: " + yes_no(aio::current_task().cancel()));
         log("still running");
-        try {
-            co_await aio::sleep(0s);
-        } catch (const aio::cancelled_error&) {
-            log("cancelled at next await");
-            throw;
-        }
+        co_await log_cancel(log, "cancelled at next await", aio::sleep(0s));
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(selfcancel());
@@ -869,21 +841,11 @@ TEST_CASE("a cancelled task that nobody awaits is not reported") {
 TEST_CASE("cancelling a task whose lazy child awaits a task handle cancels the awaited task") {
     trace log;
     auto inner = [&]() -> aio::task<> {
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("inner cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "inner cancelled", aio::sleep(1h));
     };
     auto child = [&](aio::task_handle<> h) -> aio::task<> { co_await h; };
     auto outer = [&](aio::task_handle<> h) -> aio::task<> {
-        try {
-            co_await child(h);
-        } catch (const aio::cancelled_error&) {
-            log("outer cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "outer cancelled", child(h));
     };
     auto program = [&]() -> aio::task<> {
         auto i = aio::create_task(inner());

@@ -19,10 +19,13 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::trace;
+using aio_test::log_cancel;
+using aio_test::on_cancel;
 using lines = std::vector<std::string>;
 using state = aio::timeout_scope::state;
 
@@ -148,12 +151,9 @@ TEST_CASE("when an outer scope expires, an inner scope lets the cancellation thr
         auto outer = aio::timeout(10ms);
         auto inner_part = [](trace& log) -> aio::task<> {
             auto inner = aio::timeout(10s);
-            try {
-                co_await inner.run(aio::sleep(1s));
-            } catch (const aio::cancelled_error&) {
+            co_await on_cancel(inner.run(aio::sleep(1s)), [&] {
                 log("inner saw cancelled, inner expired=" + std::to_string(inner.expired()));
-                throw;
-            }
+            });
         };
         try {
             co_await outer.run(inner_part(log));
@@ -196,12 +196,7 @@ TEST_CASE("a cancel() from outside reaches the code around a timeout scope as ca
     trace log;
     auto body = [](trace& log) -> aio::task<> {
         auto limit = aio::timeout(10s);
-        try {
-            co_await limit.run(aio::sleep(1s));
-        } catch (const aio::cancelled_error&) {
-            log("body cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "body cancelled", limit.run(aio::sleep(1s)));
     };
     auto main_task = [&]() -> aio::task<> {
         auto t = aio::create_task(body(log));

@@ -26,6 +26,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -37,6 +38,7 @@ using aio_test::ticker;
 using aio_test::number;
 using aio_test::failing;
 using aio_test::yes_no;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -205,12 +207,7 @@ TEST_CASE("cancelling the task that awaits wait does not cancel the tasks it wai
         co_return name;
     };
     auto waiter = [&](std::vector<aio::task_handle<std::string>> hs) -> aio::task<> {
-        try {
-            (void)co_await aio::wait(std::move(hs));
-        } catch (const aio::cancelled_error&) {
-            log("waiter cancelled");
-            throw;
-        }
+        (void)co_await log_cancel(log, "waiter cancelled", aio::wait(std::move(hs)));
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(ticker(log, 6));

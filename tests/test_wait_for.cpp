@@ -21,12 +21,14 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::ticker;
 using aio_test::trace;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -131,12 +133,7 @@ TEST_CASE("wait_for rethrows the work's own exception") {
 TEST_CASE("wait_for on a task handle cancels the task when time runs out") {
     trace log;
     auto w = [](trace& log) -> aio::task<> {
-        try {
-            co_await aio::sleep(1s);
-        } catch (const aio::cancelled_error&) {
-            log("w cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "w cancelled", aio::sleep(1s));
     };
     auto body = [&]() -> aio::task<> {
         auto h = aio::create_task(w(log));

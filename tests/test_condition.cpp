@@ -32,6 +32,7 @@ using aio_test::trace;
 using aio_test::yes_no;
 using aio_test::log_cancel;
 using aio_test::on_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 // import asyncio
@@ -261,11 +262,7 @@ TEST_CASE("wait and notify without the lock held throw aio::runtime_error") {
     auto program = []() -> aio::task<int> {
         aio::condition cv;
         int threw = 0;
-        try {
-            co_await cv.wait();
-        } catch (const aio::runtime_error&) {
-            ++threw;
-        }
+        if (co_await expect_throws<aio::runtime_error>(cv.wait())) ++threw;
         try {
             cv.notify();
         } catch (const aio::runtime_error&) {

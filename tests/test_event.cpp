@@ -30,6 +30,7 @@ using aio_test::settle;
 using aio_test::trace;
 using aio_test::yes_no;
 using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 // import asyncio
@@ -154,12 +155,7 @@ TEST_CASE("a task cancelled while running gets cancelled_error from its next wai
         aio::event e;
         auto self = aio::current_task();
         self.cancel();
-        bool cancelled = false;
-        try {
-            co_await e.wait();
-        } catch (const aio::cancelled_error&) {
-            cancelled = true;
-        }
+        const bool cancelled = co_await expect_throws<aio::cancelled_error>(e.wait());
         self.uncancel();
         co_return cancelled;
     };

@@ -33,6 +33,7 @@ using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
 using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -626,11 +627,7 @@ TEST_CASE("a task whose exception was retrieved is not reported") {
     auto program = [&]() -> aio::task<> {
         record_reports(reports);
         auto h = aio::create_task(fails_soon(), "seen");
-        try {
-            co_await h;
-        } catch (const std::invalid_argument&) {
-            caught = true;
-        }
+        caught = co_await expect_throws<std::invalid_argument>(h);
     };
     aio::run(program());
     REQUIRE(caught);

@@ -28,6 +28,7 @@ using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
 using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -263,11 +264,7 @@ TEST_CASE("awaiting a lazy task that another task is already awaiting throws aio
     bool second_refused = false;
     auto first = [&]() -> aio::task<int> { co_return co_await shared; };
     auto second = [&]() -> aio::task<> {
-        try {
-            co_await shared;
-        } catch (const aio::invalid_state_error&) {
-            second_refused = true;
-        }
+        second_refused = co_await expect_throws<aio::invalid_state_error>(shared);
     };
     auto program = [&]() -> aio::task<int> {
         auto a = aio::create_task(first());

@@ -35,6 +35,8 @@ using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
 using aio_test::log_cancel;
+using aio_test::expect_throws;
+using aio_test::thrown_what;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -894,11 +896,7 @@ TEST_CASE("a task cannot await a task of another event loop: aio::runtime_error"
     aio::task_handle<> foreign = first.create_task(forever());
     bool refused = false;
     auto program = [&]() -> aio::task<> {
-        try {
-            co_await foreign;
-        } catch (const aio::runtime_error&) {
-            refused = true;
-        }
+        refused = co_await expect_throws<aio::runtime_error>(foreign);
     };
     aio::event_loop second;
     second.run_until_complete(program());
@@ -972,11 +970,7 @@ TEST_CASE("a task awaiting itself gets aio::runtime_error") {
     bool refused = false;
     auto body = [&]() -> aio::task<int> {
         co_await aio::sleep(0s);
-        try {
-            co_await self;
-        } catch (const aio::runtime_error&) {
-            refused = true;
-        }
+        refused = co_await expect_throws<aio::runtime_error>(self);
         co_return 3;
     };
     auto program = [&]() -> aio::task<int> {
@@ -1458,11 +1452,7 @@ TEST_CASE("cancel(msg) gives the task, and the task awaiting it, a cancelled_err
         auto t = aio::create_task(sleeper());
         co_await aio::sleep(0s);
         t.cancel("stop now");
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error& e) {
-            outside = e.what();
-        }
+        outside = (co_await thrown_what<aio::cancelled_error>(t)).value_or("");
     };
     aio::run(body());
     REQUIRE(inside == "stop now");
@@ -1488,12 +1478,7 @@ TEST_CASE("cancel(msg) reaches the tasks that the cancelled task awaits, through
         co_await aio::sleep(0s);
         co_await aio::sleep(0s);
         t.cancel("shutting down");
-        bool cancelled = false;
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error& e) {
-            cancelled = std::string(e.what()) == "shutting down";
-        }
+        const bool cancelled = co_await thrown_what<aio::cancelled_error>(t) == "shutting down";
         REQUIRE(cancelled);
     };
     aio::run(body());
@@ -1549,12 +1534,7 @@ TEST_CASE("cancel(msg) of a task awaiting a gather of 100,000 children gives eac
         co_await aio::sleep(0s);
         co_await aio::sleep(0s);
         t.cancel("shutdown");
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error& e) {
-            co_return e.what();
-        }
-        co_return "not cancelled";
+        co_return (co_await thrown_what<aio::cancelled_error>(t)).value_or("not cancelled");
     };
     REQUIRE(aio::run(body()) == "shutdown");
     REQUIRE(seen == children);

@@ -26,6 +26,8 @@ using namespace std::chrono_literals;
 using aio_test::trace;
 using aio_test::log_cancel;
 using aio_test::on_cancel;
+using aio_test::expect_throws;
+using aio_test::thrown_what;
 using lines = std::vector<std::string>;
 using state = aio::timeout_scope::state;
 
@@ -125,12 +127,7 @@ TEST_CASE("a timeout scope lets the work's own exception through unchanged") {
             co_await aio::sleep(1ms);
             throw std::logic_error("boom");
         };
-        bool caught = false;
-        try {
-            (void)co_await limit.run(failing());
-        } catch (const std::logic_error& e) {
-            caught = std::string(e.what()) == "boom";
-        }
+        const bool caught = co_await thrown_what<std::logic_error>(limit.run(failing())) == "boom";
         REQUIRE(caught);
         REQUIRE_FALSE(limit.expired());
     };
@@ -226,12 +223,7 @@ TEST_CASE("a scope that expires in the same iteration as a cancel() from outside
     };
     auto main_task = [&]() -> aio::task<> {
         auto t = aio::create_task(body());
-        bool cancelled = false;
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error&) {
-            cancelled = true;
-        }
+        const bool cancelled = co_await expect_throws<aio::cancelled_error>(t);
         REQUIRE(cancelled);
         REQUIRE(t.cancelled());
     };
@@ -257,12 +249,7 @@ TEST_CASE("reschedule() moves the deadline later, to the past, or away") {
                 limit.reschedule(aio::timeout_scope::clock::now() - 1s);
                 co_await aio::sleep(1s);
             };
-            bool timed_out = false;
-            try {
-                co_await limit.run(work());
-            } catch (const aio::timeout_error&) {
-                timed_out = true;
-            }
+            const bool timed_out = co_await expect_throws<aio::timeout_error>(limit.run(work()));
             REQUIRE(timed_out);
             REQUIRE(limit.expired());
         }
@@ -309,12 +296,8 @@ TEST_CASE("misusing a timeout scope throws aio::runtime_error") {
         co_await limit.run(aio::sleep(0s));
         REQUIRE(limit.current_state() == state::exited);
         REQUIRE_THROWS_AS(limit.reschedule(std::nullopt), aio::runtime_error);  // exited
-        bool twice = false;
-        try {
-            co_await limit.run(aio::sleep(0s));  // entered a second time
-        } catch (const aio::runtime_error&) {
-            twice = true;
-        }
+        // run() enters the scope a second time.
+        const bool twice = co_await expect_throws<aio::runtime_error>(limit.run(aio::sleep(0s)));
         REQUIRE(twice);
 
         auto expiring = aio::timeout(1ms);

@@ -39,6 +39,7 @@ using aio_test::number;
 using aio_test::failing;
 using aio_test::yes_no;
 using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -436,12 +437,7 @@ TEST_CASE("a wait can be awaited only once: aio::invalid_state_error") {
         auto a = aio::create_task(number(1, 1));
         auto w = aio::wait(std::vector{a});
         (void)co_await w;
-        try {
-            (void)co_await w;
-        } catch (const aio::invalid_state_error&) {
-            co_return true;
-        }
-        co_return false;
+        co_return co_await expect_throws<aio::invalid_state_error>(w);
     };
     REQUIRE(aio::run(program()));
 }

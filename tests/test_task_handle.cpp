@@ -28,11 +28,13 @@
 #include "support/catch.hpp"
 #include "support/handlers.hpp"
 #include "support/stderr_capture.hpp"
+#include "support/steps.hpp"
 #include "support/counted.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::counted;
+using aio_test::ticker;
 using aio_test::trace;
 using aio_test::log_cancel;
 using aio_test::expect_throws;
@@ -56,13 +58,6 @@ aio::task<int> value_after(int steps, int value) {
 aio::task<int> fail_after(int steps, int code) {
     for (int i = 0; i < steps; ++i) co_await aio::sleep(0s);
     throw my_error(code);
-}
-
-aio::task<> ticker(trace& log, int ticks) {
-    for (int i = 0; i < ticks; ++i) {
-        log("tick" + std::to_string(i));
-        co_await aio::sleep(0s);
-    }
 }
 
 aio::task<> forever() { co_await aio::sleep(24h); }

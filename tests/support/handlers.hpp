@@ -8,7 +8,9 @@
 // the task that a cancellation reaches. `a` is kept by reference when it is an lvalue
 // (a task handle, a task that must be awaited only once), by value when it is a
 // movable temporary (a sleep, a lazy task), by reference otherwise (a gather): in
-// every case, co_await the helper in the statement that calls it.
+// every case, co_await the helper in the statement that calls it. An awaitable that
+// throws when it is made (aio::wait of an empty vector, aio::shield of an empty
+// handle) throws before the helper runs: such a test keeps its try block.
 
 #include <aio/detail/awaitable.hpp>
 #include <aio/errors.hpp>

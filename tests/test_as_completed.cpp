@@ -24,6 +24,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -34,6 +35,8 @@ using aio_test::boom;
 using aio_test::ticker;
 using aio_test::number;
 using aio_test::yes_no;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -244,12 +247,7 @@ TEST_CASE("cancelling the task waiting in as_completed's next does not cancel th
     };
     using results = aio::as_completed_results<std::string>;
     auto consumer = [&](results& ac) -> aio::task<> {
-        try {
-            (void)co_await ac.next();
-        } catch (const aio::cancelled_error&) {
-            log("consumer cancelled");
-            throw;
-        }
+        (void)co_await log_cancel(log, "consumer cancelled", ac.next());
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(ticker(log, 8));
@@ -341,12 +339,7 @@ TEST_CASE("as_completed of an empty vector is done at once and its next throws a
         auto ac = aio::as_completed(std::vector<aio::task_handle<int>>{}, 1s);
         REQUIRE(ac.size() == 0);
         REQUIRE(ac.done());
-        try {
-            (void)co_await ac.next();
-        } catch (const aio::invalid_state_error&) {
-            co_return true;
-        }
-        co_return false;
+        co_return co_await expect_throws<aio::invalid_state_error>(ac.next());
     };
     REQUIRE(aio::run(program()));
 }
@@ -358,12 +351,7 @@ TEST_CASE("as_completed's next after the last result throws aio::invalid_state_e
         int v = co_await ac.next();
         REQUIRE(v == 1);
         REQUIRE(ac.done());
-        try {
-            (void)co_await ac.next();
-        } catch (const aio::invalid_state_error&) {
-            co_return true;
-        }
-        co_return false;
+        co_return co_await expect_throws<aio::invalid_state_error>(ac.next());
     };
     REQUIRE(aio::run(program()));
 }
@@ -377,11 +365,7 @@ TEST_CASE("a second task waiting in as_completed's next gets aio::invalid_state_
         }(ac));
         co_await aio::sleep(0s);  // first now waits in next()
         int errors = 0;
-        try {
-            (void)co_await ac.next();
-        } catch (const aio::invalid_state_error&) {
-            ++errors;
-        }
+        if (co_await expect_throws<aio::invalid_state_error>(ac.next())) ++errors;
         int a = co_await first;
         int b = co_await ac.next();
         co_return a * 100 + b * 10 + errors;

@@ -24,12 +24,15 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
+using aio_test::log_cancel;
+using aio_test::thrown_what;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -54,13 +57,8 @@ aio::async_generator<int> slow_numbers() {
 // What a step throws as invalid_state_error: its message, or "" if it throws nothing.
 template <class Step>
 aio::task<std::string> misuse_message(Step step) {
-    std::string message = "no error";
-    try {
-        (void)co_await step;
-    } catch (const aio::invalid_state_error& e) {
-        message = e.what();
-    }
-    co_return message;
+    const auto what = co_await thrown_what<aio::invalid_state_error>(step);
+    co_return what.value_or("no error");
 }
 
 }  // namespace
@@ -457,12 +455,7 @@ TEST_CASE("an exception before the first yield is rethrown by begin(), and the g
     };
     auto program = [&]() -> aio::task<std::pair<std::string, std::string>> {
         auto g = gen();
-        std::string first = "no error";
-        try {
-            (void)co_await g.begin();
-        } catch (const aio_test::boom& e) {
-            first = e.what();
-        }
+        std::string first = (co_await thrown_what<aio_test::boom>(g.begin())).value_or("no error");
         std::string second = co_await misuse_message(g.next());
         co_return std::pair{first, second};
     };
@@ -511,12 +504,7 @@ TEST_CASE("cancelling the consumer while the generator sleeps unwinds the body, 
         log("gen start");
         co_yield 1;
         log("gen sleeps");
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("gen cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "gen cancelled", aio::sleep(1h));
         co_yield 2;
     };
     auto consumer = [&]() -> aio::task<> {
@@ -548,12 +536,7 @@ TEST_CASE("cancelling the consumer while the generator sleeps unwinds the body, 
 TEST_CASE("cancelling the consumer while the generator awaits a lazy task cancels that await") {
     trace log;
     auto inner = [&]() -> aio::task<int> {
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("inner task cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "inner task cancelled", aio::sleep(1h));
         co_return 1;
     };
     auto gen = [&]() -> aio::async_generator<int> { co_yield co_await inner(); };

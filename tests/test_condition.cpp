@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -30,6 +31,9 @@ using aio_test::ticker;
 using aio_test::settle;
 using aio_test::trace;
 using aio_test::yes_no;
+using aio_test::log_cancel;
+using aio_test::on_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 // import asyncio
@@ -181,12 +185,7 @@ TEST_CASE("wait re-acquires the lock before returning even when cancelled, as in
         aio::condition cv;
         auto t = aio::create_task([](aio::condition& c, trace& lg) -> aio::task<> {
             auto guard = co_await c.scoped();
-            try {
-                co_await c.wait();
-            } catch (const aio::cancelled_error&) {
-                lg("cancelled, locked " + yes_no(c.locked()));
-                throw;
-            }
+            co_await on_cancel(c.wait(), [&] { lg("cancelled, locked " + yes_no(c.locked())); });
         }(cv, log));
         co_await aio::sleep(0s);
         auto h = aio::create_task([](aio::condition& c, trace& lg) -> aio::task<> {
@@ -213,12 +212,7 @@ TEST_CASE("a notify is never lost to a waiter cancelled after it was notified") 
     trace log;
     auto waiter = [&](aio::condition& cv, std::string name) -> aio::task<> {
         auto guard = co_await cv.scoped();
-        try {
-            co_await cv.wait();
-        } catch (const aio::cancelled_error&) {
-            log(name + " cancelled");
-            throw;
-        }
+        co_await log_cancel(log, name + " cancelled", cv.wait());
         log(name + " notified");
     };
     auto program = [&]() -> aio::task<> {
@@ -242,12 +236,7 @@ TEST_CASE("a waiter cancelled while it re-acquires the lock still returns holdin
     trace log;
     auto waiter = [&](aio::condition& cv, std::string name) -> aio::task<> {
         auto guard = co_await cv.scoped();
-        try {
-            co_await cv.wait();
-        } catch (const aio::cancelled_error&) {
-            log(name + " cancelled, locked " + yes_no(cv.locked()));
-            throw;
-        }
+        co_await on_cancel(cv.wait(), [&] { log(name + " cancelled, locked " + yes_no(cv.locked())); });
         log(name + " notified");
     };
     auto program = [&]() -> aio::task<> {
@@ -274,11 +263,7 @@ TEST_CASE("wait and notify without the lock held throw aio::runtime_error") {
     auto program = []() -> aio::task<int> {
         aio::condition cv;
         int threw = 0;
-        try {
-            co_await cv.wait();
-        } catch (const aio::runtime_error&) {
-            ++threw;
-        }
+        if (co_await expect_throws<aio::runtime_error>(cv.wait())) ++threw;
         try {
             cv.notify();
         } catch (const aio::runtime_error&) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -29,6 +30,8 @@ using aio_test::ticker;
 using aio_test::settle;
 using aio_test::trace;
 using aio_test::yes_no;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 // import asyncio
@@ -128,12 +131,7 @@ TEST_CASE("wait on a set event returns without suspending") {
 TEST_CASE("a waiter cancelled while waiting, or after set woke it, gets cancelled_error; the others still wake") {
     trace log;
     auto waiter = [&](aio::event& e, std::string name) -> aio::task<> {
-        try {
-            co_await e.wait();
-        } catch (const aio::cancelled_error&) {
-            log(name + " cancelled");
-            throw;
-        }
+        co_await log_cancel(log, name + " cancelled", e.wait());
         log(name + " woke");
     };
     auto program = [&]() -> aio::task<> {
@@ -158,12 +156,7 @@ TEST_CASE("a task cancelled while running gets cancelled_error from its next wai
         aio::event e;
         auto self = aio::current_task();
         self.cancel();
-        bool cancelled = false;
-        try {
-            co_await e.wait();
-        } catch (const aio::cancelled_error&) {
-            cancelled = true;
-        }
+        const bool cancelled = co_await expect_throws<aio::cancelled_error>(e.wait());
         self.uncancel();
         co_return cancelled;
     };

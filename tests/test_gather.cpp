@@ -31,6 +31,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -41,6 +42,9 @@ using aio_test::boom;
 using aio_test::ticker;
 using aio_test::number;
 using aio_test::failing;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
+using aio_test::thrown_what;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -330,11 +334,7 @@ TEST_CASE("gather's first exception leaves a running child handle to finish norm
     std::string caught;
     auto program = [&]() -> aio::task<> {
         auto h = aio::create_task(number(42, 5));
-        try {
-            co_await aio::gather(h, failing("first", 1), failing("second", 2));
-        } catch (const boom& e) {
-            caught = e.what();
-        }
+        caught = (co_await thrown_what<boom>(aio::gather(h, failing("first", 1), failing("second", 2)))).value_or("");
         slow_result = co_await h;
         slow_cancelled = h.cancelled();
     };
@@ -884,22 +884,12 @@ TEST_CASE("gather without a running loop throws aio::runtime_error") {
 
 namespace {
 aio::task<> sleeper(trace& log, std::string name) {
-    try {
-        co_await aio::sleep(24h);
-    } catch (const aio::cancelled_error&) {
-        log(name + " cancelled");
-        throw;
-    }
+    co_await log_cancel(log, name + " cancelled", aio::sleep(24h));
 }
 
 template <class... C>
 aio::task<> group(trace& log, std::string name, C... children) {
-    try {
-        co_await aio::gather(std::move(children)...);
-    } catch (const aio::cancelled_error&) {
-        log(name + " cancelled");
-        throw;
-    }
+    co_await log_cancel(log, name + " cancelled", aio::gather(std::move(children)...));
 }
 }  // namespace
 
@@ -964,11 +954,7 @@ TEST_CASE("cancelling the head of a hundred thousand tasks that each gather the 
         for (std::size_t i = n; i-- > 0;) chain[i] = aio::create_task(gather_next(chain, i));
         co_await aio::sleep(0s);  // every task is now suspended on its gather
         cancel_returned = chain[0].cancel();
-        try {
-            co_await chain[0];
-        } catch (const aio::cancelled_error&) {
-            head_cancelled = true;
-        }
+        head_cancelled = co_await expect_throws<aio::cancelled_error>(chain[0]);
         for (std::size_t i = 0; i < n; i += 997) REQUIRE(chain[i].cancelled());
         REQUIRE(chain[n - 1].cancelling() == 1);
         chain.clear();

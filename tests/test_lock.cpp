@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -31,6 +32,8 @@ using aio_test::ticker;
 using aio_test::settle;
 using aio_test::trace;
 using aio_test::yes_no;
+using aio_test::log_cancel;
+using aio_test::on_cancel;
 using lines = std::vector<std::string>;
 
 // import asyncio
@@ -151,12 +154,7 @@ TEST_CASE("right after release a newcomer still queues behind the woken waiter")
 TEST_CASE("a waiter cancelled while being woken passes the lock to the next waiter, as in asyncio") {
     trace log;
     auto w = [&](aio::lock& l, std::string name) -> aio::task<> {
-        try {
-            co_await l.acquire();
-        } catch (const aio::cancelled_error&) {
-            log(name + " cancelled, locked " + yes_no(l.locked()));
-            throw;
-        }
+        co_await on_cancel(l.acquire(), [&] { log(name + " cancelled, locked " + yes_no(l.locked())); });
         log(name + " holds");
         co_await aio::sleep(0s);
         log(name + " releases");
@@ -209,12 +207,7 @@ TEST_CASE("a waiter cancelled while being woken passes the lock to the next wait
 TEST_CASE("a waiter cancelled while queued leaves the queue and the next release wakes the one behind it") {
     trace log;
     auto w = [&](aio::lock& l, std::string name) -> aio::task<> {
-        try {
-            co_await l.acquire();
-        } catch (const aio::cancelled_error&) {
-            log(name + " cancelled");
-            throw;
-        }
+        co_await log_cancel(log, name + " cancelled", l.acquire());
         log(name + " holds");
         l.release();
     };

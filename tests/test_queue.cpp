@@ -26,6 +26,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -33,30 +34,22 @@ using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
 using aio_test::yes_no;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
 
 // Logs "<name> got <v>", or "<name> cancelled" (and rethrows).
 aio::task<> getter(aio::queue<int>& q, trace& log, std::string name) {
-    try {
-        int v = co_await q.get();
-        log(name + " got " + std::to_string(v));
-    } catch (const aio::cancelled_error&) {
-        log(name + " cancelled");
-        throw;
-    }
+    int v = co_await log_cancel(log, name + " cancelled", q.get());
+    log(name + " got " + std::to_string(v));
 }
 
 // Logs "put <v> done", or "put <v> cancelled" (and rethrows).
 aio::task<> putter(aio::queue<int>& q, trace& log, int v) {
-    try {
-        co_await q.put(v);
-        log("put " + std::to_string(v) + " done");
-    } catch (const aio::cancelled_error&) {
-        log("put " + std::to_string(v) + " cancelled");
-        throw;
-    }
+    co_await log_cancel(log, "put " + std::to_string(v) + " cancelled", q.put(v));
+    log("put " + std::to_string(v) + " done");
 }
 
 template <class Queue>
@@ -727,24 +720,14 @@ TEST_CASE("shutdown immediate makes a waiting get raise queue_shutdown and ends 
         aio::queue<int> q(1);
         q.put_nowait(1);
         auto p = aio::create_task([](aio::queue<int>& q) -> aio::task<bool> {
-            try {
-                co_await q.put(2);
-            } catch (const aio::queue_shutdown&) {
-                co_return true;
-            }
-            co_return false;
+            co_return co_await expect_throws<aio::queue_shutdown>(q.put(2));
         }(q));
         auto j = aio::create_task([](aio::queue<int>& q) -> aio::task<> { co_await q.join(); }(q));
         co_await aio::sleep(0s);
         q.shutdown(aio::immediate);
         co_await j;
         const bool put_shut_down = co_await p;
-        bool get_shut_down = false;
-        try {
-            co_await q.get();
-        } catch (const aio::queue_shutdown&) {
-            get_shut_down = true;
-        }
+        const bool get_shut_down = co_await expect_throws<aio::queue_shutdown>(q.get());
         co_return yes_no(put_shut_down) + " " + yes_no(get_shut_down);
     };
     REQUIRE(aio::run(program()) == "True True");
@@ -827,12 +810,7 @@ TEST_CASE("a queue destroyed while a task waits on it lets the task go") {
         co_await aio::sleep(0s);
         q.reset();
         g.cancel();
-        try {
-            co_await g;
-        } catch (const aio::cancelled_error&) {
-            co_return true;
-        }
-        co_return false;
+        co_return co_await expect_throws<aio::cancelled_error>(g);
     };
     REQUIRE(aio::run(program()));
 }

@@ -26,11 +26,14 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -624,11 +627,7 @@ TEST_CASE("a task whose exception was retrieved is not reported") {
     auto program = [&]() -> aio::task<> {
         record_reports(reports);
         auto h = aio::create_task(fails_soon(), "seen");
-        try {
-            co_await h;
-        } catch (const std::invalid_argument&) {
-            caught = true;
-        }
+        caught = co_await expect_throws<std::invalid_argument>(h);
     };
     aio::run(program());
     REQUIRE(caught);
@@ -637,12 +636,7 @@ TEST_CASE("a task whose exception was retrieved is not reported") {
 
 namespace {
 aio::task<> cancelled_at_shutdown(trace& log) {
-    try {
-        co_await aio::sleep(24h);
-    } catch (const aio::cancelled_error&) {
-        log("worker cancelled");
-        throw;
-    }
+    co_await log_cancel(log, "worker cancelled", aio::sleep(24h));
 }
 }  // namespace
 
@@ -699,12 +693,7 @@ bool sigint_is_default() {
 }
 
 aio::task<> worker_with_cleanup(trace& log) {
-    try {
-        co_await aio::sleep(1h);
-    } catch (const aio::cancelled_error&) {
-        log("worker cleanup");
-        throw;
-    }
+    co_await log_cancel(log, "worker cleanup", aio::sleep(1h));
 }
 
 }  // namespace
@@ -724,12 +713,7 @@ TEST_CASE("Ctrl-C during aio::run cancels the main task, unwinds every task, the
         auto w = aio::create_task(worker_with_cleanup(log));
         co_await aio::sleep(0s);
         (void)aio::get_running_loop().call_later(1ms, [] { ::raise(SIGINT); });
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("main cleanup");
-            throw;
-        }
+        co_await log_cancel(log, "main cleanup", aio::sleep(1h));
     };
     try {
         aio::run(main_task(log));

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -31,6 +32,7 @@ using aio_test::ticker;
 using aio_test::settle;
 using aio_test::trace;
 using aio_test::yes_no;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 // import asyncio
@@ -105,12 +107,7 @@ TEST_CASE("a semaphore lets its value's worth of tasks in at once and serves the
 TEST_CASE("a waiter given a unit and cancelled before it runs gives the unit to the next waiter, as in asyncio") {
     trace log;
     auto w = [&](aio::semaphore& s, std::string name) -> aio::task<> {
-        try {
-            co_await s.acquire();
-        } catch (const aio::cancelled_error&) {
-            log(name + " cancelled");
-            throw;
-        }
+        co_await log_cancel(log, name + " cancelled", s.acquire());
         log(name + " holds");
         co_await aio::sleep(0s);
         s.release();

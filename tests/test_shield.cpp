@@ -23,6 +23,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -34,6 +35,9 @@ using aio_test::ticker;
 using aio_test::number;
 using aio_test::failing;
 using aio_test::yes_no;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
+using aio_test::thrown_what;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -53,12 +57,7 @@ TEST_CASE("shield returns the value of the shielded task") {
 
 TEST_CASE("shield rethrows the exception of the shielded task") {
     auto program = []() -> aio::task<std::string> {
-        try {
-            co_await aio::shield(failing("broken", 1));
-        } catch (const boom& e) {
-            co_return e.what();
-        }
-        co_return "no exception";
+        co_return (co_await thrown_what<boom>(aio::shield(failing("broken", 1)))).value_or("no exception");
     };
     REQUIRE(aio::run(program()) == "broken");
 }
@@ -161,12 +160,7 @@ TEST_CASE("a shielded task keeps running when the task awaiting it is cancelled"
         co_return 7;
     };
     auto waiter = [&](aio::task_handle<int> w) -> aio::task<> {
-        try {
-            co_await aio::shield(w);
-        } catch (const aio::cancelled_error&) {
-            log("waiter cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "waiter cancelled", aio::shield(w));
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(ticker(log, 6));
@@ -409,21 +403,13 @@ TEST_CASE("a shield can be awaited only once: aio::invalid_state_error") {
         auto s = aio::shield(number(2, 1));
         int v = co_await s;
         int errors = 0;
-        try {
-            co_await s;
-        } catch (const aio::invalid_state_error&) {
-            ++errors;
-        }
+        if (co_await expect_throws<aio::invalid_state_error>(s)) ++errors;
         // A second task awaiting it while the first waits.
         auto h = aio::create_task(number(3, 3));
         auto s2 = aio::shield(h);
         auto other = aio::create_task([](decltype(s2)& s) -> aio::task<int> { co_return co_await s; }(s2));
         co_await aio::sleep(0s);  // other now waits on s2
-        try {
-            co_await s2;
-        } catch (const aio::invalid_state_error&) {
-            ++errors;
-        }
+        if (co_await expect_throws<aio::invalid_state_error>(s2)) ++errors;
         int w = co_await other;
         co_return v + w + errors * 100;
     };
@@ -456,12 +442,7 @@ TEST_CASE("a task awaiting a shield of itself gets aio::runtime_error") {
         aio::task_handle<bool> me;
         auto body = [](aio::task_handle<bool>& me) -> aio::task<bool> {
             co_await aio::sleep(0s);  // `me` is set by now
-            try {
-                co_await aio::shield(me);
-            } catch (const aio::runtime_error&) {
-                co_return true;
-            }
-            co_return false;
+            co_return co_await expect_throws<aio::runtime_error>(aio::shield(me));
         };
         me = aio::create_task(body(me));
         bool r = co_await me;

@@ -23,25 +23,16 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/steps.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
+using aio_test::ticker;
 using aio_test::trace;
 using lines = std::vector<std::string>;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-// Logs tick0, tick1, ... yielding one iteration after each. With `block_first`, it
-// blocks the thread after tick0, so that every short timer is due when the next
-// iteration starts.
-aio::task<> ticker(trace& log, int ticks, steady::duration block_first = {}) {
-    for (int i = 0; i < ticks; ++i) {
-        log("tick" + std::to_string(i));
-        if (i == 0 && block_first > steady::duration::zero()) std::this_thread::sleep_for(block_first);
-        co_await aio::sleep(0s);
-    }
-}
 
 aio::task<> ping(trace& log, std::string name, int steps) {
     for (int i = 0; i < steps; ++i) {

@@ -21,11 +21,14 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -261,11 +264,7 @@ TEST_CASE("awaiting a lazy task that another task is already awaiting throws aio
     bool second_refused = false;
     auto first = [&]() -> aio::task<int> { co_return co_await shared; };
     auto second = [&]() -> aio::task<> {
-        try {
-            co_await shared;
-        } catch (const aio::invalid_state_error&) {
-            second_refused = true;
-        }
+        second_refused = co_await expect_throws<aio::invalid_state_error>(shared);
     };
     auto program = [&]() -> aio::task<int> {
         auto a = aio::create_task(first());
@@ -396,20 +395,10 @@ TEST_CASE("ten thousand lazy tasks that each suspend once run one after another 
 TEST_CASE("cancelling a task while a lazy child it awaits sleeps throws cancelled_error through both") {
     trace log;
     auto child = [&]() -> aio::task<> {
-        try {
-            co_await aio::sleep(24h);
-        } catch (const aio::cancelled_error&) {
-            log("child cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "child cancelled", aio::sleep(24h));
     };
     auto parent = [&]() -> aio::task<> {
-        try {
-            co_await child();
-        } catch (const aio::cancelled_error&) {
-            log("parent cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "parent cancelled", child());
     };
     auto program = [&]() -> aio::task<> {
         auto p = aio::create_task(parent());

@@ -48,6 +48,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -55,6 +56,7 @@ using namespace std::chrono_literals;
 using aio_test::counted;
 using aio_test::trace;
 using aio_test::boom;
+using aio_test::log_cancel;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -69,13 +71,8 @@ aio::task<std::string> child(trace& log, std::string name, int n) {
 }
 
 aio::task<> sleeper(trace& log, std::string name) {
-    try {
-        log(name + " start");
-        co_await aio::sleep(10s);
-    } catch (const aio::cancelled_error&) {
-        log(name + " cancelled");
-        throw;
-    }
+    log(name + " start");
+    co_await log_cancel(log, name + " cancelled", aio::sleep(10s));
 }
 
 aio::task<> fails(trace& log, std::string name, int yields) {
@@ -237,12 +234,7 @@ TEST_CASE("the first failure in a task group cancels its siblings and the body, 
                 g.create_task(sleeper(log, "a"));
                 g.create_task(fails(log, "b", 1));
                 g.create_task(sleeper(log, "c"));
-                try {
-                    co_await aio::sleep(10s);
-                } catch (const aio::cancelled_error&) {
-                    log("body cancelled");
-                    throw;
-                }
+                co_await log_cancel(log, "body cancelled", aio::sleep(10s));
             });
         } catch (const aio::exception_group& eg) {
             log("caught " + describe(eg));
@@ -390,12 +382,7 @@ TEST_CASE("cancelling the parent from outside while the body runs cancels the ch
             co_await aio::task_group::run([&](aio::task_group& g) -> aio::task<> {
                 g.create_task(sleeper(log, "a"));
                 g.create_task(sleeper(log, "b"));
-                try {
-                    co_await aio::sleep(10s);
-                } catch (const aio::cancelled_error&) {
-                    log("body cancelled");
-                    throw;
-                }
+                co_await log_cancel(log, "body cancelled", aio::sleep(10s));
             });
             log("unreachable");
         };
@@ -509,24 +496,14 @@ TEST_CASE("an outside cancellation during a failed group's shutdown yields to th
                 co_await aio::task_group::run([&](aio::task_group& g) -> aio::task<> {
                     g.create_task(slow_cleanup(log, "a"));
                     g.create_task(fails(log, "b", 1));
-                    try {
-                        co_await aio::sleep(10s);
-                    } catch (const aio::cancelled_error&) {
-                        log("body cancelled");
-                        throw;
-                    }
+                    co_await log_cancel(log, "body cancelled", aio::sleep(10s));
                 });
             } catch (const aio::exception_group& eg) {
                 log(std::string("caught ") + eg.what());
             }
             log("cancelling " + std::to_string(cancelling_now()));
-            try {
-                co_await aio::sleep(0s);
-                log("not cancelled");
-            } catch (const aio::cancelled_error&) {
-                log("cancelled at next await");
-                throw;
-            }
+            co_await log_cancel(log, "cancelled at next await", aio::sleep(0s));
+            log("not cancelled");
         };
         auto t = aio::create_task(group());
         for (int i = 0; i < 3; ++i) co_await aio::sleep(0s);
@@ -699,12 +676,7 @@ TEST_CASE("a failure in an outer group cancels a nested group's body and childre
                 outer.create_task(fails(log, "f", 1));
                 co_await aio::task_group::run([&](aio::task_group& inner) -> aio::task<> {
                     inner.create_task(sleeper(log, "i"));
-                    try {
-                        co_await aio::sleep(10s);
-                    } catch (const aio::cancelled_error&) {
-                        log("inner body cancelled");
-                        throw;
-                    }
+                    co_await log_cancel(log, "inner body cancelled", aio::sleep(10s));
                 });
                 log("unreachable");
             });

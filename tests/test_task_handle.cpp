@@ -26,13 +26,19 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/stderr_capture.hpp"
+#include "support/steps.hpp"
 #include "support/counted.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::counted;
+using aio_test::ticker;
 using aio_test::trace;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
+using aio_test::thrown_what;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -52,13 +58,6 @@ aio::task<int> value_after(int steps, int value) {
 aio::task<int> fail_after(int steps, int code) {
     for (int i = 0; i < steps; ++i) co_await aio::sleep(0s);
     throw my_error(code);
-}
-
-aio::task<> ticker(trace& log, int ticks) {
-    for (int i = 0; i < ticks; ++i) {
-        log("tick" + std::to_string(i));
-        co_await aio::sleep(0s);
-    }
 }
 
 aio::task<> forever() { co_await aio::sleep(24h); }
@@ -292,12 +291,7 @@ TEST_CASE("cancelling a sleeping task wakes it with cancelled_error one iteratio
     trace log;
     auto sleeper = [&]() -> aio::task<> {
         log("sleeper start");
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("sleeper cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "sleeper cancelled", aio::sleep(1h));
     };
     auto program = [&]() -> aio::task<> {
         auto s = aio::create_task(sleeper());
@@ -358,21 +352,11 @@ TEST_CASE("cancelling a task that awaits another task cancels the awaited task t
     trace log;
     auto inner = [&]() -> aio::task<> {
         log("inner start");
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("inner cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "inner cancelled", aio::sleep(1h));
     };
     auto outer = [&](aio::task_handle<> t) -> aio::task<> {
         log("outer start");
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error&) {
-            log("outer cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "outer cancelled", t);
     };
     auto program = [&]() -> aio::task<> {
         auto i = aio::create_task(inner());
@@ -470,13 +454,8 @@ TEST_CASE("a task cancelled while in the ready queue gets cancelled_error at its
     trace log;
     auto worker = [&]() -> aio::task<> {
         log("worker step 1");
-        try {
-            co_await aio::sleep(0s);
-            log("worker step 2");
-        } catch (const aio::cancelled_error&) {
-            log("worker cancelled at its sleep(0)");
-            throw;
-        }
+        co_await log_cancel(log, "worker cancelled at its sleep(0)", aio::sleep(0s));
+        log("worker step 2");
     };
     auto program = [&]() -> aio::task<> {
         auto w = aio::create_task(worker());
@@ -532,13 +511,8 @@ TEST_CASE("a task woken by the task it awaits but cancelled before it resumes ge
     };
     auto waiter = [&](aio::task_handle<int> t) -> aio::task<> {
         log("waiter waits");
-        try {
-            int v = co_await t;
-            log("waiter got " + std::to_string(v));
-        } catch (const aio::cancelled_error&) {
-            log("waiter cancelled although target finished");
-            throw;
-        }
+        int v = co_await log_cancel(log, "waiter cancelled although target finished", t);
+        log("waiter got " + std::to_string(v));
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(target());
@@ -697,12 +671,7 @@ TEST_CASE("a task that cancels itself runs on and gets cancelled_error at its ne
     auto selfcancel = [&]() -> aio::task<> {
         log("cancel self: " + yes_no(aio::current_task().cancel()));
         log("still running");
-        try {
-            co_await aio::sleep(0s);
-        } catch (const aio::cancelled_error&) {
-            log("cancelled at next await");
-            throw;
-        }
+        co_await log_cancel(log, "cancelled at next await", aio::sleep(0s));
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(selfcancel());
@@ -869,21 +838,11 @@ TEST_CASE("a cancelled task that nobody awaits is not reported") {
 TEST_CASE("cancelling a task whose lazy child awaits a task handle cancels the awaited task") {
     trace log;
     auto inner = [&]() -> aio::task<> {
-        try {
-            co_await aio::sleep(1h);
-        } catch (const aio::cancelled_error&) {
-            log("inner cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "inner cancelled", aio::sleep(1h));
     };
     auto child = [&](aio::task_handle<> h) -> aio::task<> { co_await h; };
     auto outer = [&](aio::task_handle<> h) -> aio::task<> {
-        try {
-            co_await child(h);
-        } catch (const aio::cancelled_error&) {
-            log("outer cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "outer cancelled", child(h));
     };
     auto program = [&]() -> aio::task<> {
         auto i = aio::create_task(inner());
@@ -932,11 +891,7 @@ TEST_CASE("a task cannot await a task of another event loop: aio::runtime_error"
     aio::task_handle<> foreign = first.create_task(forever());
     bool refused = false;
     auto program = [&]() -> aio::task<> {
-        try {
-            co_await foreign;
-        } catch (const aio::runtime_error&) {
-            refused = true;
-        }
+        refused = co_await expect_throws<aio::runtime_error>(foreign);
     };
     aio::event_loop second;
     second.run_until_complete(program());
@@ -1010,11 +965,7 @@ TEST_CASE("a task awaiting itself gets aio::runtime_error") {
     bool refused = false;
     auto body = [&]() -> aio::task<int> {
         co_await aio::sleep(0s);
-        try {
-            co_await self;
-        } catch (const aio::runtime_error&) {
-            refused = true;
-        }
+        refused = co_await expect_throws<aio::runtime_error>(self);
         co_return 3;
     };
     auto program = [&]() -> aio::task<int> {
@@ -1496,11 +1447,7 @@ TEST_CASE("cancel(msg) gives the task, and the task awaiting it, a cancelled_err
         auto t = aio::create_task(sleeper());
         co_await aio::sleep(0s);
         t.cancel("stop now");
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error& e) {
-            outside = e.what();
-        }
+        outside = (co_await thrown_what<aio::cancelled_error>(t)).value_or("");
     };
     aio::run(body());
     REQUIRE(inside == "stop now");
@@ -1526,12 +1473,7 @@ TEST_CASE("cancel(msg) reaches the tasks that the cancelled task awaits, through
         co_await aio::sleep(0s);
         co_await aio::sleep(0s);
         t.cancel("shutting down");
-        bool cancelled = false;
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error& e) {
-            cancelled = std::string(e.what()) == "shutting down";
-        }
+        const bool cancelled = co_await thrown_what<aio::cancelled_error>(t) == "shutting down";
         REQUIRE(cancelled);
     };
     aio::run(body());
@@ -1704,12 +1646,7 @@ TEST_CASE("cancel(msg) of a task awaiting a gather of 100,000 children gives eac
         co_await aio::sleep(0s);
         co_await aio::sleep(0s);
         t.cancel("shutdown");
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error& e) {
-            co_return e.what();
-        }
-        co_return "not cancelled";
+        co_return (co_await thrown_what<aio::cancelled_error>(t)).value_or("not cancelled");
     };
     REQUIRE(aio::run(body()) == "shutdown");
     REQUIRE(seen == children);

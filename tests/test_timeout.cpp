@@ -19,10 +19,15 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/handlers.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::trace;
+using aio_test::log_cancel;
+using aio_test::on_cancel;
+using aio_test::expect_throws;
+using aio_test::thrown_what;
 using lines = std::vector<std::string>;
 using state = aio::timeout_scope::state;
 
@@ -122,12 +127,7 @@ TEST_CASE("a timeout scope lets the work's own exception through unchanged") {
             co_await aio::sleep(1ms);
             throw std::logic_error("boom");
         };
-        bool caught = false;
-        try {
-            (void)co_await limit.run(failing());
-        } catch (const std::logic_error& e) {
-            caught = std::string(e.what()) == "boom";
-        }
+        const bool caught = co_await thrown_what<std::logic_error>(limit.run(failing())) == "boom";
         REQUIRE(caught);
         REQUIRE_FALSE(limit.expired());
     };
@@ -148,12 +148,9 @@ TEST_CASE("when an outer scope expires, an inner scope lets the cancellation thr
         auto outer = aio::timeout(10ms);
         auto inner_part = [](trace& log) -> aio::task<> {
             auto inner = aio::timeout(10s);
-            try {
-                co_await inner.run(aio::sleep(1s));
-            } catch (const aio::cancelled_error&) {
+            co_await on_cancel(inner.run(aio::sleep(1s)), [&] {
                 log("inner saw cancelled, inner expired=" + std::to_string(inner.expired()));
-                throw;
-            }
+            });
         };
         try {
             co_await outer.run(inner_part(log));
@@ -196,12 +193,7 @@ TEST_CASE("a cancel() from outside reaches the code around a timeout scope as ca
     trace log;
     auto body = [](trace& log) -> aio::task<> {
         auto limit = aio::timeout(10s);
-        try {
-            co_await limit.run(aio::sleep(1s));
-        } catch (const aio::cancelled_error&) {
-            log("body cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "body cancelled", limit.run(aio::sleep(1s)));
     };
     auto main_task = [&]() -> aio::task<> {
         auto t = aio::create_task(body(log));
@@ -231,12 +223,7 @@ TEST_CASE("a scope that expires in the same iteration as a cancel() from outside
     };
     auto main_task = [&]() -> aio::task<> {
         auto t = aio::create_task(body());
-        bool cancelled = false;
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error&) {
-            cancelled = true;
-        }
+        const bool cancelled = co_await expect_throws<aio::cancelled_error>(t);
         REQUIRE(cancelled);
         REQUIRE(t.cancelled());
     };
@@ -262,12 +249,7 @@ TEST_CASE("reschedule() moves the deadline later, to the past, or away") {
                 limit.reschedule(aio::timeout_scope::clock::now() - 1s);
                 co_await aio::sleep(1s);
             };
-            bool timed_out = false;
-            try {
-                co_await limit.run(work());
-            } catch (const aio::timeout_error&) {
-                timed_out = true;
-            }
+            const bool timed_out = co_await expect_throws<aio::timeout_error>(limit.run(work()));
             REQUIRE(timed_out);
             REQUIRE(limit.expired());
         }
@@ -314,12 +296,8 @@ TEST_CASE("misusing a timeout scope throws aio::runtime_error") {
         co_await limit.run(aio::sleep(0s));
         REQUIRE(limit.current_state() == state::exited);
         REQUIRE_THROWS_AS(limit.reschedule(std::nullopt), aio::runtime_error);  // exited
-        bool twice = false;
-        try {
-            co_await limit.run(aio::sleep(0s));  // entered a second time
-        } catch (const aio::runtime_error&) {
-            twice = true;
-        }
+        // run() enters the scope a second time.
+        const bool twice = co_await expect_throws<aio::runtime_error>(limit.run(aio::sleep(0s)));
         REQUIRE(twice);
 
         auto expiring = aio::timeout(1ms);

@@ -26,6 +26,7 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
@@ -37,6 +38,8 @@ using aio_test::ticker;
 using aio_test::number;
 using aio_test::failing;
 using aio_test::yes_no;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -205,12 +208,7 @@ TEST_CASE("cancelling the task that awaits wait does not cancel the tasks it wai
         co_return name;
     };
     auto waiter = [&](std::vector<aio::task_handle<std::string>> hs) -> aio::task<> {
-        try {
-            (void)co_await aio::wait(std::move(hs));
-        } catch (const aio::cancelled_error&) {
-            log("waiter cancelled");
-            throw;
-        }
+        (void)co_await log_cancel(log, "waiter cancelled", aio::wait(std::move(hs)));
     };
     auto program = [&]() -> aio::task<> {
         auto t = aio::create_task(ticker(log, 6));
@@ -439,12 +437,7 @@ TEST_CASE("a wait can be awaited only once: aio::invalid_state_error") {
         auto a = aio::create_task(number(1, 1));
         auto w = aio::wait(std::vector{a});
         (void)co_await w;
-        try {
-            (void)co_await w;
-        } catch (const aio::invalid_state_error&) {
-            co_return true;
-        }
-        co_return false;
+        co_return co_await expect_throws<aio::invalid_state_error>(w);
     };
     REQUIRE(aio::run(program()));
 }

@@ -21,12 +21,15 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/handlers.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::ticker;
 using aio_test::trace;
+using aio_test::log_cancel;
+using aio_test::expect_throws;
 using lines = std::vector<std::string>;
 
 namespace {
@@ -115,12 +118,7 @@ TEST_CASE("wait_for rethrows the work's own exception") {
         throw std::out_of_range("nope");
     };
     auto body = [&]() -> aio::task<> {
-        bool caught = false;
-        try {
-            (void)co_await aio::wait_for(failing(), 10s);
-        } catch (const std::out_of_range&) {
-            caught = true;
-        }
+        const bool caught = co_await expect_throws<std::out_of_range>(aio::wait_for(failing(), 10s));
         REQUIRE(caught);
     };
     aio::run(body());
@@ -131,12 +129,7 @@ TEST_CASE("wait_for rethrows the work's own exception") {
 TEST_CASE("wait_for on a task handle cancels the task when time runs out") {
     trace log;
     auto w = [](trace& log) -> aio::task<> {
-        try {
-            co_await aio::sleep(1s);
-        } catch (const aio::cancelled_error&) {
-            log("w cancelled");
-            throw;
-        }
+        co_await log_cancel(log, "w cancelled", aio::sleep(1s));
     };
     auto body = [&]() -> aio::task<> {
         auto h = aio::create_task(w(log));
@@ -335,12 +328,7 @@ TEST_CASE("cancelling the task that runs wait_for cancels the work and ends with
         auto t = aio::create_task(waiter(log));
         co_await aio::sleep(1ms);
         t.cancel();
-        bool cancelled = false;
-        try {
-            co_await t;
-        } catch (const aio::cancelled_error&) {
-            cancelled = true;
-        }
+        const bool cancelled = co_await expect_throws<aio::cancelled_error>(t);
         REQUIRE(cancelled);
     };
     aio::run(body());

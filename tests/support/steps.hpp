@@ -9,6 +9,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "trace.hpp"
 
@@ -18,10 +19,13 @@ struct boom : std::runtime_error {
     explicit boom(const std::string& what) : std::runtime_error(what) {}
 };
 
-// Logs tick0, tick1, ... yielding one loop iteration after each.
-inline aio::task<> ticker(trace& log, int ticks) {
+// Logs tick0, tick1, ... yielding one loop iteration after each. With `block_first`,
+// it blocks the thread after tick0, so that every short timer is due when the next
+// iteration starts.
+inline aio::task<> ticker(trace& log, int ticks, std::chrono::steady_clock::duration block_first = {}) {
     for (int i = 0; i < ticks; ++i) {
         log("tick" + std::to_string(i));
+        if (i == 0 && block_first > block_first.zero()) std::this_thread::sleep_for(block_first);
         co_await aio::sleep(std::chrono::seconds(0));
     }
 }

@@ -12,7 +12,7 @@
 // throws when it is made (aio::wait of an empty vector, aio::shield of an empty
 // handle) throws before the helper runs: such a test keeps its try block.
 
-#include <aio/detail/awaitable.hpp>
+#include <aio/awaitable.hpp>
 #include <aio/errors.hpp>
 #include <aio/task.hpp>
 
@@ -68,23 +68,23 @@ aio::task<bool> throws_kept(S a) {
 // aio::cancelled_error, calls f() and rethrows it. f runs after the cancellation, so
 // what it reads (a lock's state, a scope's expiry) is read then.
 template <class A, class F>
-    requires aio::detail::awaitable<A>
-aio::task<aio::detail::await_result_t<A>> on_cancel(A&& a, F on_cancelled) {
-    return detail::on_cancel_kept<aio::detail::await_result_t<A>, detail::kept_t<A>>(std::forward<A>(a),
+    requires aio::awaitable<A>
+aio::task<aio::await_result_t<A>> on_cancel(A&& a, F on_cancelled) {
+    return detail::on_cancel_kept<aio::await_result_t<A>, detail::kept_t<A>>(std::forward<A>(a),
                                                                                      std::move(on_cancelled));
 }
 
 // co_await log_cancel(log, line, a): on_cancel that logs `line` (made before the await).
 template <class A>
-    requires aio::detail::awaitable<A>
-aio::task<aio::detail::await_result_t<A>> log_cancel(trace& log, std::string line, A&& a) {
+    requires aio::awaitable<A>
+aio::task<aio::await_result_t<A>> log_cancel(trace& log, std::string line, A&& a) {
     return on_cancel(std::forward<A>(a), [&log, line = std::move(line)] { log(line); });
 }
 
 // co_await thrown_what<E>(a): the what() of the E that co_await a threw, or nullopt if
 // it completed; any other exception goes on.
 template <class E, class A>
-    requires aio::detail::awaitable<A>
+    requires aio::awaitable<A>
 aio::task<std::optional<std::string>> thrown_what(A&& a) {
     return detail::thrown_what_kept<E, detail::kept_t<A>>(std::forward<A>(a));
 }
@@ -92,7 +92,7 @@ aio::task<std::optional<std::string>> thrown_what(A&& a) {
 // co_await expect_throws<E>(a): true if co_await a threw E, false if it completed; any
 // other exception goes on.
 template <class E, class A>
-    requires aio::detail::awaitable<A>
+    requires aio::awaitable<A>
 aio::task<bool> expect_throws(A&& a) {
     return detail::throws_kept<E, detail::kept_t<A>>(std::forward<A>(a));
 }

@@ -24,6 +24,7 @@
 #include "../return_exceptions.hpp"
 #include "../task.hpp"
 #include "../task_handle.hpp"
+#include "done_step.hpp"
 #include "loop_core.hpp"
 #include "suspension.hpp"
 #include "task_state.hpp"
@@ -32,8 +33,7 @@ namespace aio::detail {
 
 struct gather_state;
 
-struct gather_slot : ready_item {
-    waiter link;
+struct gather_slot : done_step {
     task_state* child = nullptr;  // holds a reference
     gather_state* owner = nullptr;
 };
@@ -54,12 +54,7 @@ struct gather_state : cancel_hook, cancel_group {
         slot.child = child;
         slot.owner = this;
         slot.run = on_child_done;
-        if (child->done()) {
-            loop->push(&slot);
-        } else {
-            slot.link.entry = entry_of(static_cast<ready_item*>(&slot), tag_item);
-            child->waiters_.push_back(&slot.link);
-        }
+        slot.watch(*loop, *child);
     }
 
     // Lets go of every child, finished or not; the ones still running carry on, and
@@ -69,13 +64,9 @@ struct gather_state : cancel_hook, cancel_group {
             gather_slot& slot = slots[i];
             task_state* child = slot.child;
             if (!child) continue;
-            if (slot.link.linked()) {
-                child->waiters_.unlink(&slot.link);
-                child->retrieved_ = true;
-            } else if (slot.queued_at != not_queued) {  // ended, its done step not run yet
-                child->retrieved_ = true;
-                loop->withdraw(&slot);  // queued on the gather's loop, whichever loop the child ran on
-            }
+            // Running, or ended with its done step not run yet (queued on the gather's
+            // loop, whichever loop the child ran on).
+            if (slot.unwatch(*loop, *child)) child->retrieved_ = true;
             slot.child = nullptr;
             child->release();
         }

@@ -14,6 +14,7 @@
 
 #include "../errors.hpp"
 #include "../task_handle.hpp"
+#include "done_step.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
 #include "suspension.hpp"
@@ -25,7 +26,7 @@ namespace aio::detail {
 // (asyncio's `await waiter` in _cancel_and_wait, which wait_for uses): it throws only
 // the awaiting task's own cancellation.
 template <class T, bool WaitOnly = false>
-class [[nodiscard]] shield_awaitable : cancel_hook, ready_item {
+class [[nodiscard]] shield_awaitable : cancel_hook, done_step {
 public:
     explicit shield_awaitable(task_handle<T> inner) : inner_(std::move(inner)) {
         task_state* t = handle_access::state(inner_);
@@ -38,15 +39,13 @@ public:
         }
         loop_ = core_of(t->loop());
         run = on_inner_done;
-        link_.entry = entry_of(static_cast<ready_item*>(this), tag_item);
-        t->waiters_.push_back(&link_);
+        watch(*loop_, *t);
     }
     shield_awaitable(const shield_awaitable&) = delete;
     shield_awaitable& operator=(const shield_awaitable&) = delete;
     ~shield_awaitable() {
         // Before inner_ goes: the callback points into the inner task.
-        if (link_.linked()) inner().waiters_.unlink(&link_);
-        if (loop_) loop_->withdraw(this);
+        if (loop_) unwatch(*loop_, inner());
         // A task other than the one that called shield() may still be suspended here
         // (or any task while its loop closes): it must not keep a dangling hook that
         // cancel() would follow. It stays suspended.
@@ -111,18 +110,13 @@ private:
         if (s.state_ != state::pending) return false;
         s.state_ = state::cancelled;
         task_state& t = s.inner();
-        if (s.link_.linked()) {
-            t.waiters_.unlink(&s.link_);
-        } else {
-            s.loop_->withdraw(&s);
-            t.retrieved_ = true;
-        }
+        if (!s.link.linked()) t.retrieved_ = true;  // it has ended: its done step is queued
+        s.unwatch(*s.loop_, t);
         s.loop_->schedule(*s.awaiting_);
         return true;
     }
 
     task_handle<T> inner_;
-    waiter link_;
     loop_core* loop_ = nullptr;  // the inner task's, while it had not ended
     task_state* awaiting_ = nullptr;
     state state_ = state::pending;

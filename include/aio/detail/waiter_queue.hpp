@@ -45,6 +45,7 @@
 #include <string>
 
 #include "../errors.hpp"
+#include "intrusive_list.hpp"
 #include "loop_core.hpp"
 #include "suspension.hpp"
 #include "task_state.hpp"
@@ -90,8 +91,7 @@ private:
     friend class waiter_queue;
     static inline bool on_cancel(cancel_hook* hook) noexcept;
 
-    queue_waiter* prev_ = nullptr;
-    queue_waiter* next_ = nullptr;
+    list_links<queue_waiter> links_;
     waiter_queue* queue_ = nullptr;  // while linked
     task_state* task_ = nullptr;
     state state_ = state::idle;
@@ -104,19 +104,18 @@ public:
     waiter_queue(const waiter_queue&) = delete;
     waiter_queue& operator=(const waiter_queue&) = delete;
     ~waiter_queue() {
-        while (head_) {
-            queue_waiter* w = head_;
+        while (queue_waiter* w = line_.front()) {
             unlink(w);
             w->orphaned_ = true;  // a waiting one stays cancellable: see on_cancel
         }
     }
 
     // No waiter at all, waiting or woken (asyncio: no future that is not cancelled).
-    bool empty() const noexcept { return head_ == nullptr; }
+    bool empty() const noexcept { return line_.empty(); }
     // Someone waits and has not been woken yet.
     bool has_waiting() const noexcept { return first_waiting_ != nullptr; }
     // The oldest waiter has been woken and has not resumed yet.
-    bool head_woken() const noexcept { return head_ && head_ != first_waiting_; }
+    bool head_woken() const noexcept { return !line_.empty() && line_.front() != first_waiting_; }
     std::size_t size() const noexcept { return size_; }
 
     // Wakes the oldest waiting node (asyncio: set_result on the first future that is
@@ -124,7 +123,7 @@ public:
     bool wake_first() noexcept {
         queue_waiter* w = first_waiting_;
         if (!w) return false;
-        first_waiting_ = w->next_;
+        first_waiting_ = line_.next(w);
         w->state_ = queue_waiter::state::woken;
         loop_->schedule(*w->task_);
         return true;
@@ -147,26 +146,20 @@ private:
     friend class queue_waiter;
 
     void push(queue_waiter* w) noexcept {
-        w->prev_ = tail_;
-        w->next_ = nullptr;
-        (tail_ ? tail_->next_ : head_) = w;
-        tail_ = w;
+        line_.push_back(w);
         if (!first_waiting_) first_waiting_ = w;
         w->queue_ = this;
         ++size_;
     }
     void unlink(queue_waiter* w) noexcept {
-        if (first_waiting_ == w) first_waiting_ = w->next_;
-        (w->prev_ ? w->prev_->next_ : head_) = w->next_;
-        (w->next_ ? w->next_->prev_ : tail_) = w->prev_;
-        w->prev_ = w->next_ = nullptr;
+        if (first_waiting_ == w) first_waiting_ = line_.next(w);
+        line_.unlink(w);
         w->queue_ = nullptr;
         --size_;
-        if (!head_) loop_ = nullptr;
+        if (line_.empty()) loop_ = nullptr;
     }
 
-    queue_waiter* head_ = nullptr;
-    queue_waiter* tail_ = nullptr;
+    intrusive_list<queue_waiter, &queue_waiter::links_> line_;  // woken nodes first, then waiting ones
     queue_waiter* first_waiting_ = nullptr;  // the first node not yet woken; woken ones precede it
     loop_core* loop_ = nullptr;              // the loop of the waiting tasks, while any wait
     std::size_t size_ = 0;

@@ -49,7 +49,7 @@ public:
     task<std::size_t> wait() {
         auto guard = co_await cond_.scoped();
         // Set when the barrier is destroyed while this task waits (a bug; the task then
-        // leaves cancelled, touching nothing of it: see waiter_queue.hpp).
+        // leaves cancelled, touching nothing of it: see sync_waiter_queue.hpp).
         bool orphaned = false;
         // Wait while the barrier drains or resets (asyncio's _block).
         co_await cond_.wait_until([this] { return state_ != state::draining && state_ != state::resetting; }, orphaned);

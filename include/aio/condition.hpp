@@ -39,7 +39,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "detail/waiter_queue.hpp"
+#include "detail/sync_waiter_queue.hpp"
 #include "errors.hpp"
 #include "lock.hpp"
 #include "task.hpp"
@@ -135,7 +135,7 @@ private:
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<> h) { node_.suspend(cond_.waiters_, h, "aio::condition::wait()"); }
         void await_resume() {
-            if (node_.resume() != detail::queue_waiter::outcome::woken) {
+            if (node_.resume() != detail::sync_waiter::outcome::woken) {
                 orphaned_ = node_.orphaned();
                 node_.throw_cancellation();
             }
@@ -144,12 +144,12 @@ private:
     private:
         condition& cond_;
         bool& orphaned_;
-        detail::queue_waiter node_;
+        detail::sync_waiter node_;
     };
 
     aio::lock own_lock_;
     aio::lock* lock_;
-    detail::waiter_queue waiters_;
+    detail::sync_waiter_queue waiters_;
 };
 
 }  // namespace aio

@@ -20,7 +20,7 @@
 
 #include <coroutine>
 
-#include "detail/waiter_queue.hpp"
+#include "detail/sync_waiter_queue.hpp"
 
 namespace aio {
 
@@ -49,20 +49,20 @@ public:
         bool await_ready() const noexcept { return event_.value_; }
         void await_suspend(std::coroutine_handle<> h) { node_.suspend(event_.waiters_, h, "aio::event::wait()"); }
         void await_resume() {
-            if (node_.current() == detail::queue_waiter::state::idle) return;  // did not suspend
-            if (node_.resume() != detail::queue_waiter::outcome::woken) node_.throw_cancellation();
+            if (node_.current() == detail::sync_waiter::state::idle) return;  // did not suspend
+            if (node_.resume() != detail::sync_waiter::outcome::woken) node_.throw_cancellation();
         }
 
     private:
         event& event_;
-        detail::queue_waiter node_;
+        detail::sync_waiter node_;
     };
 
     // co_await e.wait(): returns once the event is set (at once if it is set now).
     wait_awaiter wait() noexcept { return wait_awaiter(*this); }
 
 private:
-    detail::waiter_queue waiters_;
+    detail::sync_waiter_queue waiters_;
     bool value_ = false;
 };
 

@@ -30,7 +30,7 @@
 #include <coroutine>
 
 #include "detail/release_guard.hpp"
-#include "detail/waiter_queue.hpp"
+#include "detail/sync_waiter_queue.hpp"
 #include "errors.hpp"
 
 namespace aio {
@@ -64,8 +64,8 @@ public:
         }
         void await_suspend(std::coroutine_handle<> h) { node_.suspend(lock_.waiters_, h, "aio::lock::acquire()"); }
         void await_resume() {
-            if (node_.current() == detail::queue_waiter::state::idle) return;  // taken in await_ready
-            if (node_.resume() == detail::queue_waiter::outcome::woken) {
+            if (node_.current() == detail::sync_waiter::state::idle) return;  // taken in await_ready
+            if (node_.resume() == detail::sync_waiter::outcome::woken) {
                 lock_.locked_ = true;
                 return;
             }
@@ -79,7 +79,7 @@ public:
         lock& lock_;
 
     private:
-        detail::queue_waiter node_;
+        detail::sync_waiter node_;
     };
 
     class [[nodiscard]] scoped_awaiter : public acquire_awaiter {
@@ -107,7 +107,7 @@ private:
     friend class detail::release_guard;
 
     detail::guard_registry<lock> guards_;  // disowned if the lock is destroyed under them
-    detail::waiter_queue waiters_;
+    detail::sync_waiter_queue waiters_;
     bool locked_ = false;
 };
 

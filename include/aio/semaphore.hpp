@@ -34,7 +34,7 @@
 #include <stdexcept>
 
 #include "detail/release_guard.hpp"
-#include "detail/waiter_queue.hpp"
+#include "detail/sync_waiter_queue.hpp"
 #include "errors.hpp"
 
 namespace aio {
@@ -72,23 +72,23 @@ public:
         }
         void await_suspend(std::coroutine_handle<> h) { node_.suspend(sem_.waiters_, h, "aio::semaphore::acquire()"); }
         void await_resume() {
-            if (node_.current() == detail::queue_waiter::state::idle) return;  // taken in await_ready
+            if (node_.current() == detail::sync_waiter::state::idle) return;  // taken in await_ready
             const auto outcome = node_.resume();
-            if (outcome != detail::queue_waiter::outcome::woken && node_.orphaned())
+            if (outcome != detail::sync_waiter::outcome::woken && node_.orphaned())
                 node_.throw_cancellation();  // the semaphore is gone: nothing to give back
             // Woken, then cancelled: the unit the wake-up gave us goes back.
-            if (outcome == detail::queue_waiter::outcome::abandoned) ++sem_.value_;
+            if (outcome == detail::sync_waiter::outcome::abandoned) ++sem_.value_;
             // Tasks that queued behind us while units were free are served now.
             while (sem_.value_ > 0 && sem_.wake_up_next()) {
             }
-            if (outcome != detail::queue_waiter::outcome::woken) node_.throw_cancellation();
+            if (outcome != detail::sync_waiter::outcome::woken) node_.throw_cancellation();
         }
 
     protected:
         semaphore& sem_;
 
     private:
-        detail::queue_waiter node_;
+        detail::sync_waiter node_;
     };
 
     class [[nodiscard]] scoped_awaiter : public acquire_awaiter {
@@ -126,7 +126,7 @@ private:
     friend class detail::release_guard;
 
     detail::guard_registry<semaphore> guards_;  // disowned if the semaphore is destroyed under them
-    detail::waiter_queue waiters_;
+    detail::sync_waiter_queue waiters_;
     std::ptrdiff_t value_;
     std::ptrdiff_t bound_ = -1;  // a bounded_semaphore's initial value
 };

@@ -3,7 +3,7 @@
 // queue.hpp for the contract), after asyncio's queues.py (Python 3.13).
 //
 // asyncio parks each waiting getter or putter on a future in a deque. Here the
-// future is a item_waiter living in the awaiter, linked into one of the queue's
+// future is a queue_item_waiter living in the awaiter, linked into one of the queue's
 // intrusive FIFO lists: waiting allocates nothing, and a waiter that goes away
 // unlinks itself.
 //
@@ -37,11 +37,11 @@
 namespace aio::detail {
 
 class queue_core;
-class item_waiter;
+class queue_item_waiter;
 
 enum class waiter_kind : std::uint8_t { getter, putter, joiner };
 
-struct item_waiter_list;
+struct queue_item_waiter_line;
 
 // A task suspended on a queue: asyncio's getter or putter future, or join()'s wait
 // on the queue's `_finished` event.
@@ -52,14 +52,14 @@ struct item_waiter_list;
 //   waiting --(cancel)--> cancelled: the task is scheduled to get cancelled_error
 //   woken --(cancel)--> stays woken; at its turn the task resumes, wakes the next
 //                       waiter in its place and gets cancelled_error
-class item_waiter : cancel_hook, ready_item {
+class queue_item_waiter : cancel_hook, ready_item {
 public:
     enum class state : std::uint8_t { idle, waiting, woken, cancelled };
 
-    item_waiter(queue_core& q, waiter_kind kind) noexcept : queue_(&q), kind_(kind) {}
-    item_waiter(const item_waiter&) = delete;
-    item_waiter& operator=(const item_waiter&) = delete;
-    inline ~item_waiter();
+    queue_item_waiter(queue_core& q, waiter_kind kind) noexcept : queue_(&q), kind_(kind) {}
+    queue_item_waiter(const queue_item_waiter&) = delete;
+    queue_item_waiter& operator=(const queue_item_waiter&) = delete;
+    inline ~queue_item_waiter();
 
 protected:
     // await_suspend: the running task waits at the back of the line.
@@ -75,14 +75,14 @@ protected:
 
 private:
     friend class queue_core;
-    friend struct item_waiter_list;
+    friend struct queue_item_waiter_line;
 
     inline void end_suspended_wait();
     static bool on_cancel(cancel_hook* hook) noexcept;
     static void on_turn(ready_item* item) noexcept;
 
-    list_links<item_waiter> links_;
-    item_waiter_list* list_ = nullptr;  // the list it is linked into, if any
+    list_links<queue_item_waiter> links_;
+    queue_item_waiter_line* list_ = nullptr;  // the list it is linked into, if any
     task_state* task_ = nullptr;
     loop_core* loop_ = nullptr;
     waiter_kind kind_;
@@ -90,21 +90,21 @@ private:
 };
 
 // A FIFO line of waiters, the oldest first, that each waiter knows it is in.
-struct item_waiter_list {
-    intrusive_list<item_waiter, &item_waiter::links_> line;
+struct queue_item_waiter_line {
+    intrusive_list<queue_item_waiter, &queue_item_waiter::links_> line;
 
-    item_waiter* head() const noexcept { return line.front(); }
-    void push_back(item_waiter* w) noexcept {
+    queue_item_waiter* head() const noexcept { return line.front(); }
+    void push_back(queue_item_waiter* w) noexcept {
         w->list_ = this;
         line.push_back(w);
     }
-    void remove(item_waiter* w) noexcept {
+    void remove(queue_item_waiter* w) noexcept {
         line.unlink(w);
         w->list_ = nullptr;
     }
 };
 
-inline item_waiter::~item_waiter() {
+inline queue_item_waiter::~queue_item_waiter() {
     // The frame of a suspended task is destroyed (its loop closes): leave nothing
     // behind that points here.
     if (list_) list_->remove(this);
@@ -121,8 +121,8 @@ public:
     // (until cancelled, or until their loop closes), and one already woken gets
     // aio::runtime_error when it resumes.
     ~queue_core() {
-        for (item_waiter_list* l : {&getters_, &putters_, &joiners_, &woken_})
-            while (item_waiter* w = l->head()) {
+        for (queue_item_waiter_line* l : {&getters_, &putters_, &joiners_, &woken_})
+            while (queue_item_waiter* w = l->head()) {
                 l->remove(w);
                 w->queue_ = nullptr;
             }
@@ -142,8 +142,8 @@ public:
     // Thread ownership (thread_check.hpp): the loop of the waiting tasks, if any, must
     // not be running on another thread.
     void check_thread(const char* what) const {
-        for (const item_waiter_list* l : {&getters_, &putters_, &joiners_, &woken_})
-            if (item_waiter* w = l->head()) check_loop_thread(w->loop_, what);
+        for (const queue_item_waiter_line* l : {&getters_, &putters_, &joiners_, &woken_})
+            if (queue_item_waiter* w = l->head()) check_loop_thread(w->loop_, what);
     }
 
 protected:
@@ -184,9 +184,9 @@ protected:
     }
 
 private:
-    friend class item_waiter;
+    friend class queue_item_waiter;
 
-    item_waiter_list& list_of(waiter_kind kind) noexcept {
+    queue_item_waiter_line& list_of(waiter_kind kind) noexcept {
         return kind == waiter_kind::getter ? getters_ : kind == waiter_kind::putter ? putters_ : joiners_;
     }
 
@@ -199,17 +199,17 @@ private:
     }
 
     // asyncio's _wakeup_next: the oldest waiter's task resumes at its turn (rule 4).
-    void wake(item_waiter* w) {
+    void wake(queue_item_waiter* w) {
         w->list_->remove(w);
         woken_.push_back(w);
-        w->state_ = item_waiter::state::woken;
+        w->state_ = queue_item_waiter::state::woken;
         w->loop_->push(w);
     }
-    void wake_next(item_waiter_list& l) {
-        if (item_waiter* w = l.head()) wake(w);
+    void wake_next(queue_item_waiter_line& l) {
+        if (queue_item_waiter* w = l.head()) wake(w);
     }
-    void wake_all(item_waiter_list& l) {
-        while (item_waiter* w = l.head()) wake(w);
+    void wake_all(queue_item_waiter_line& l) {
+        while (queue_item_waiter* w = l.head()) wake(w);
     }
 
     // A woken waiter whose task was cancelled before its turn: the one behind it gets
@@ -219,17 +219,17 @@ private:
         if (kind == waiter_kind::putter && !full()) wake_next(putters_);
     }
 
-    item_waiter_list getters_;
-    item_waiter_list putters_;
-    item_waiter_list joiners_;
-    item_waiter_list woken_;  // woken, their turn not come yet
+    queue_item_waiter_line getters_;
+    queue_item_waiter_line putters_;
+    queue_item_waiter_line joiners_;
+    queue_item_waiter_line woken_;  // woken, their turn not come yet
     std::size_t maxsize_;
     std::size_t size_ = 0;
     std::size_t unfinished_ = 0;  // items put and not yet marked task_done()
     bool shut_down_ = false;
 };
 
-inline void item_waiter::wait(std::coroutine_handle<> h, const char* what) {
+inline void queue_item_waiter::wait(std::coroutine_handle<> h, const char* what) {
     task_state& self = suspending_task(what);
     task_ = &self;
     loop_ = core_of(self.loop());
@@ -240,7 +240,7 @@ inline void item_waiter::wait(std::coroutine_handle<> h, const char* what) {
     detail::suspend(self, h, *this);
 }
 
-inline void item_waiter::end_suspended_wait() {
+inline void queue_item_waiter::end_suspended_wait() {
     const state s = std::exchange(state_, state::idle);
     if (s == state::woken && cancel_pending(task_)) {
         if (queue_) queue_->pass_turn_on(kind_);  // our turn goes to the next in line
@@ -252,8 +252,8 @@ inline void item_waiter::end_suspended_wait() {
 
 // Waiting: unlink and wake the task to get cancelled_error. Once woken it is too
 // late: cancel() marks the task, and end_wait() delivers the error.
-inline bool item_waiter::on_cancel(cancel_hook* hook) noexcept {
-    auto& w = static_cast<item_waiter&>(*hook);
+inline bool queue_item_waiter::on_cancel(cancel_hook* hook) noexcept {
+    auto& w = static_cast<queue_item_waiter&>(*hook);
     if (w.state_ != state::waiting) return false;
     if (w.list_) w.list_->remove(&w);
     w.state_ = state::cancelled;
@@ -264,8 +264,8 @@ inline bool item_waiter::on_cancel(cancel_hook* hook) noexcept {
 // The woken waiter's turn in the ready queue: asyncio's woken coroutine re-checks
 // the queue in its `while` loop. If another task took the item (or the free slot)
 // meanwhile, wait again at the back of the line; otherwise resume the task now.
-inline void item_waiter::on_turn(ready_item* item) noexcept {
-    auto& w = static_cast<item_waiter&>(*item);
+inline void queue_item_waiter::on_turn(ready_item* item) noexcept {
+    auto& w = static_cast<queue_item_waiter&>(*item);
     if (w.list_) w.list_->remove(&w);
     if (w.queue_ && !cancel_pending(w.task_) && w.queue_->must_wait_again(w.kind_)) {
         w.queue_->list_of(w.kind_).push_back(&w);
@@ -279,9 +279,9 @@ inline void item_waiter::on_turn(ready_item* item) noexcept {
 
 // co_await q.get(): an item at once if there is one; otherwise waits for a put.
 template <class Queue>
-class [[nodiscard]] get_awaiter : item_waiter {
+class [[nodiscard]] get_awaiter : queue_item_waiter {
 public:
-    explicit get_awaiter(Queue& q) noexcept : item_waiter(q, waiter_kind::getter), q_(q) {}
+    explicit get_awaiter(Queue& q) noexcept : queue_item_waiter(q, waiter_kind::getter), q_(q) {}
 
     // asyncio's get() does not suspend while the queue has items, or once it is shut
     // down and empty (it raises at once).
@@ -298,10 +298,10 @@ private:
 
 // co_await q.put(x): stores x at once if there is room; otherwise waits for a get.
 template <class Queue>
-class [[nodiscard]] put_awaiter : item_waiter {
+class [[nodiscard]] put_awaiter : queue_item_waiter {
 public:
     put_awaiter(Queue& q, typename Queue::value_type item)
-        : item_waiter(q, waiter_kind::putter), q_(q), item_(std::move(item)) {}
+        : queue_item_waiter(q, waiter_kind::putter), q_(q), item_(std::move(item)) {}
 
     bool await_ready() const noexcept { return !q_.full() || q_.is_shut_down(); }
     void await_suspend(std::coroutine_handle<> h) { wait(h, "aio queue put()"); }
@@ -317,9 +317,9 @@ private:
 
 // co_await q.join(): returns once every item put has been marked task_done().
 template <class Queue>
-class [[nodiscard]] join_awaiter : item_waiter {
+class [[nodiscard]] join_awaiter : queue_item_waiter {
 public:
-    explicit join_awaiter(Queue& q) noexcept : item_waiter(q, waiter_kind::joiner), q_(q) {}
+    explicit join_awaiter(Queue& q) noexcept : queue_item_waiter(q, waiter_kind::joiner), q_(q) {}
 
     bool await_ready() const noexcept { return q_.unfinished_tasks() == 0; }
     void await_suspend(std::coroutine_handle<> h) { wait(h, "aio queue join()"); }

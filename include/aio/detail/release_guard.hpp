@@ -4,7 +4,7 @@
 //
 // A primitive keeps its live guards in a list (guard_registry, three pointers a
 // guard), so that destroying the primitive — a bug while a task still holds or waits
-// on it, see waiter_queue.hpp — disowns them instead of leaving them to release dead
+// on it, see sync_waiter_queue.hpp — disowns them instead of leaving them to release dead
 // memory when the task that holds them is cancelled and unwinds.
 
 #include <utility>

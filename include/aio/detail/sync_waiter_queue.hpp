@@ -1,11 +1,13 @@
 #pragma once
 // The one fair FIFO waiter queue behind every synchronisation primitive (event, lock,
-// semaphore, condition; barrier through condition).
+// semaphore, condition; barrier through condition): sync_waiter_queue and its nodes,
+// sync_waiter. (A task's own waiters, woken when it ends, are detail/waiter.hpp's;
+// aio::queue's getters and putters are queue_item_waiter, in detail/queue.hpp.)
 //
 // asyncio's primitives keep a deque of futures, one per waiting task. A future is
 // pending (the task waits), done (the task was woken and its wake-up is queued) or
 // cancelled; it stays in the deque until its task runs again and removes it. Here a
-// `queue_waiter` node, living in the awaiter inside the suspended task's frame, plays
+// `sync_waiter` node, living in the awaiter inside the suspended task's frame, plays
 // that future: suspending allocates nothing.
 //
 //   waiting    linked, not yet woken (a pending future)
@@ -23,7 +25,7 @@
 // the waiting part starts and every wake is O(1).
 //
 // The race every primitive must get right — a woken waiter is cancelled before its
-// task runs — is settled in one place: queue_waiter::resume() reports it as
+// task runs — is settled in one place: sync_waiter::resume() reports it as
 // `abandoned` (the cancellation arrived after the wake-up; the task gets
 // cancelled_error), and the primitive then hands on what the wake-up gave it (the
 // lock, a semaphore unit, a notification). A cancellation that reaches a woken node
@@ -53,9 +55,9 @@
 
 namespace aio::detail {
 
-class waiter_queue;
+class sync_waiter_queue;
 
-class queue_waiter : public cancel_hook {
+class sync_waiter : public cancel_hook {
 public:
     enum class state : std::uint8_t { idle, waiting, woken, cancelled };
     // What became of the wait, as seen by the task once it resumes.
@@ -65,16 +67,16 @@ public:
         cancelled,  // cancelled while waiting: nothing was given
     };
 
-    queue_waiter() noexcept { cancel = on_cancel; }
-    queue_waiter(const queue_waiter&) = delete;
-    queue_waiter& operator=(const queue_waiter&) = delete;
-    inline ~queue_waiter();
+    sync_waiter() noexcept { cancel = on_cancel; }
+    sync_waiter(const sync_waiter&) = delete;
+    sync_waiter& operator=(const sync_waiter&) = delete;
+    inline ~sync_waiter();
 
     // Suspends the running task on `q` (await_suspend). A cancel() that came while the
     // task was running cancels this wait at once, as asyncio's task does with the
     // future it then yields. Throws aio::runtime_error outside a task, or when the
     // queue is in use by another loop's tasks.
-    inline void suspend(waiter_queue& q, std::coroutine_handle<> h, const char* what);
+    inline void suspend(sync_waiter_queue& q, std::coroutine_handle<> h, const char* what);
 
     // In await_resume: unlinks the node and says what happened. Unless woken, the
     // caller passes on what the wake-up gave (if anything), then throw_cancellation().
@@ -88,23 +90,23 @@ public:
     bool orphaned() const noexcept { return orphaned_; }
 
 private:
-    friend class waiter_queue;
+    friend class sync_waiter_queue;
     static inline bool on_cancel(cancel_hook* hook) noexcept;
 
-    list_links<queue_waiter> links_;
-    waiter_queue* queue_ = nullptr;  // while linked
+    list_links<sync_waiter> links_;
+    sync_waiter_queue* queue_ = nullptr;  // while linked
     task_state* task_ = nullptr;
     state state_ = state::idle;
     bool orphaned_ = false;
 };
 
-class waiter_queue {
+class sync_waiter_queue {
 public:
-    waiter_queue() noexcept = default;
-    waiter_queue(const waiter_queue&) = delete;
-    waiter_queue& operator=(const waiter_queue&) = delete;
-    ~waiter_queue() {
-        while (queue_waiter* w = line_.front()) {
+    sync_waiter_queue() noexcept = default;
+    sync_waiter_queue(const sync_waiter_queue&) = delete;
+    sync_waiter_queue& operator=(const sync_waiter_queue&) = delete;
+    ~sync_waiter_queue() {
+        while (sync_waiter* w = line_.front()) {
             unlink(w);
             w->orphaned_ = true;  // a waiting one stays cancellable: see on_cancel
         }
@@ -121,10 +123,10 @@ public:
     // Wakes the oldest waiting node (asyncio: set_result on the first future that is
     // not done); false when none waits.
     bool wake_first() noexcept {
-        queue_waiter* w = first_waiting_;
+        sync_waiter* w = first_waiting_;
         if (!w) return false;
         first_waiting_ = line_.next(w);
-        w->state_ = queue_waiter::state::woken;
+        w->state_ = sync_waiter::state::woken;
         loop_->schedule(*w->task_);
         return true;
     }
@@ -143,15 +145,15 @@ public:
     void assert_thread(const char* what) const noexcept { assert_loop_thread(loop_, what); }
 
 private:
-    friend class queue_waiter;
+    friend class sync_waiter;
 
-    void push(queue_waiter* w) noexcept {
+    void push(sync_waiter* w) noexcept {
         line_.push_back(w);
         if (!first_waiting_) first_waiting_ = w;
         w->queue_ = this;
         ++size_;
     }
-    void unlink(queue_waiter* w) noexcept {
+    void unlink(sync_waiter* w) noexcept {
         if (first_waiting_ == w) first_waiting_ = line_.next(w);
         line_.unlink(w);
         w->queue_ = nullptr;
@@ -159,18 +161,18 @@ private:
         if (line_.empty()) loop_ = nullptr;
     }
 
-    intrusive_list<queue_waiter, &queue_waiter::links_> line_;  // woken nodes first, then waiting ones
-    queue_waiter* first_waiting_ = nullptr;  // the first node not yet woken; woken ones precede it
+    intrusive_list<sync_waiter, &sync_waiter::links_> line_;  // woken nodes first, then waiting ones
+    sync_waiter* first_waiting_ = nullptr;  // the first node not yet woken; woken ones precede it
     loop_core* loop_ = nullptr;              // the loop of the waiting tasks, while any wait
     std::size_t size_ = 0;
 };
 
-inline queue_waiter::~queue_waiter() {
+inline sync_waiter::~sync_waiter() {
     // Only when the frame is destroyed while suspended here (its loop is closing).
     if (queue_) queue_->unlink(this);
 }
 
-inline void queue_waiter::suspend(waiter_queue& q, std::coroutine_handle<> h, const char* what) {
+inline void sync_waiter::suspend(sync_waiter_queue& q, std::coroutine_handle<> h, const char* what) {
     task_state& self = suspending_task(what);
     if (q.loop_ && q.loop_ != running_loop)
         throw aio::runtime_error(std::string(what) + " is in use by tasks of another event loop");
@@ -181,7 +183,7 @@ inline void queue_waiter::suspend(waiter_queue& q, std::coroutine_handle<> h, co
     detail::suspend(self, h, *this);
 }
 
-inline queue_waiter::outcome queue_waiter::resume() noexcept {
+inline sync_waiter::outcome sync_waiter::resume() noexcept {
     if (queue_) queue_->unlink(this);
     const state s = state_;
     state_ = state::idle;
@@ -189,16 +191,16 @@ inline queue_waiter::outcome queue_waiter::resume() noexcept {
     return cancel_pending(task_) ? outcome::abandoned : outcome::woken;
 }
 
-inline void queue_waiter::throw_cancellation() const { resumed(task_, true); }
+inline void sync_waiter::throw_cancellation() const { resumed(task_, true); }
 
 // Only a waiting node can be cancelled: its task is woken to get cancelled_error. A
 // woken one keeps its wake-up (false: cancel() marks the task, and resume() reports
 // `abandoned`).
-inline bool queue_waiter::on_cancel(cancel_hook* hook) noexcept {
-    auto& w = static_cast<queue_waiter&>(*hook);
+inline bool sync_waiter::on_cancel(cancel_hook* hook) noexcept {
+    auto& w = static_cast<sync_waiter&>(*hook);
     if (w.state_ != state::waiting) return false;
     loop_core* loop;
-    if (waiter_queue* q = w.queue_) {
+    if (sync_waiter_queue* q = w.queue_) {
         loop = q->loop_;
         q->unlink(&w);
     } else {  // orphaned: the node is all that is left

@@ -2,12 +2,14 @@
 // The RAII guard that lock::scoped() and semaphore::scoped() return: it owns one
 // acquisition and releases it when it goes out of scope (asyncio's `async with`).
 //
-// A primitive keeps its live guards in a list (guard_registry, three pointers a
-// guard), so that destroying the primitive — a bug while a task still holds or waits
+// A primitive keeps its live guards in an intrusive list (guard_registry, three
+// pointers a guard), so that destroying the primitive — a bug while a task still holds or waits
 // on it, see sync_waiter_queue.hpp — disowns them instead of leaving them to release dead
 // memory when the task that holds them is cancelled and unwinds.
 
 #include <utility>
+
+#include "intrusive_list.hpp"
 
 namespace aio::detail {
 
@@ -21,17 +23,11 @@ public:
     guard_registry() noexcept = default;
     guard_registry(const guard_registry&) = delete;
     guard_registry& operator=(const guard_registry&) = delete;
-    ~guard_registry() {
-        while (release_guard<Primitive>* g = head_) {
-            head_ = g->next_;
-            g->primitive_ = nullptr;
-            g->prev_ = g->next_ = nullptr;
-        }
-    }
+    inline ~guard_registry();
 
 private:
     friend class release_guard<Primitive>;
-    release_guard<Primitive>* head_ = nullptr;
+    intrusive_list<release_guard<Primitive>, &release_guard<Primitive>::links_> live_;
 };
 
 template <class Primitive>
@@ -66,33 +62,25 @@ private:
         if (Primitive* p = disown()) p->release();
     }
 
-    void link() noexcept {
-        release_guard*& head = primitive_->guards_.head_;
-        next_ = head;
-        if (head) head->prev_ = this;
-        head = this;
-    }
+    void link() noexcept { primitive_->guards_.live_.push_back(this); }
     // Takes `other`'s place in the list.
     void take(release_guard& other) noexcept {
         primitive_ = std::exchange(other.primitive_, nullptr);
-        prev_ = std::exchange(other.prev_, nullptr);
-        next_ = std::exchange(other.next_, nullptr);
-        if (!primitive_) return;
-        (prev_ ? prev_->next_ : primitive_->guards_.head_) = this;
-        if (next_) next_->prev_ = this;
+        if (primitive_) primitive_->guards_.live_.replace(&other, this);
     }
     Primitive* disown() noexcept {
         Primitive* p = std::exchange(primitive_, nullptr);
-        if (!p) return nullptr;
-        (prev_ ? prev_->next_ : p->guards_.head_) = next_;
-        if (next_) next_->prev_ = prev_;
-        prev_ = next_ = nullptr;
+        if (p) p->guards_.live_.unlink(this);
         return p;
     }
 
+    list_links<release_guard> links_;  // in the primitive's guard_registry
     Primitive* primitive_ = nullptr;
-    release_guard* prev_ = nullptr;
-    release_guard* next_ = nullptr;
 };
+
+template <class Primitive>
+guard_registry<Primitive>::~guard_registry() {
+    while (release_guard<Primitive>* g = live_.pop_front()) g->primitive_ = nullptr;
+}
 
 }  // namespace aio::detail

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
@@ -29,9 +30,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
+std::size_t open_descriptors() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
 // Runs `body` in a child process; returns what it wrote to stderr, and whether it
-// ended by SIGABRT.
+// ended by SIGABRT. The child is reaped and no descriptor is left behind.
 std::pair<std::string, bool> in_child(const std::function<void()>& body) {
+    const std::size_t descriptors = open_descriptors();
     int fds[2];
     REQUIRE(pipe(fds) == 0);
     std::fflush(nullptr);
@@ -52,6 +60,7 @@ std::pair<std::string, bool> in_child(const std::function<void()>& body) {
     close(fds[0]);
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(open_descriptors() == descriptors);
     return {err, WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT};
 }
 

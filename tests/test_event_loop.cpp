@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -872,4 +873,19 @@ TEST_CASE("a deadlock gives aio::runtime_error rather than a hang") {
         main_task = {};
         REQUIRE(counted::alive() == 0);
     }
+}
+
+TEST_CASE("a loop leaves no descriptor behind: its poller's epoll, eventfd and timerfd close with it") {
+    auto open_descriptors = [] {
+        std::size_t n = 0;
+        for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+        return n;
+    };
+    const std::size_t before = open_descriptors();
+    {
+        aio::event_loop loop;
+        REQUIRE(open_descriptors() > before);
+        REQUIRE(loop.run_until_complete(value_after(1, 2)) == 2);
+    }
+    REQUIRE(open_descriptors() == before);
 }

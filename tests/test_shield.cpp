@@ -544,10 +544,7 @@ TEST_CASE("shield moves a move-only result out when it holds the only handle") {
 // print(log)
 TEST_CASE("shield of a task that ends cancelled with a message throws a bare cancellation, as in asyncio") {
     trace log;
-    auto args = [](const aio::cancelled_error& e) {
-        const std::string what = e.what();
-        return what == aio::cancelled_error().what() ? std::string("()") : "('" + what + "',)";
-    };
+    auto args = aio_test::cancel_args;
     auto sleeper = []() -> aio::task<> { co_await aio::sleep(1h); };
     auto body = [&]() -> aio::task<> {
         auto h = aio::create_task(sleeper());

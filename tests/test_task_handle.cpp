@@ -1525,10 +1525,7 @@ TEST_CASE("cancel(msg) reaches the tasks that the cancelled task awaits, through
 // print(log)
 TEST_CASE("the first cancel(msg) of a suspended task keeps its message against later cancel() calls, as in asyncio") {
     trace log;
-    auto args = [](const aio::cancelled_error& e) {
-        const std::string what = e.what();
-        return what == aio::cancelled_error().what() ? std::string("()") : "('" + what + "',)";
-    };
+    auto args = aio_test::cancel_args;
     auto sleeper = [&]() -> aio::task<> {
         try {
             co_await aio::sleep(1h);
@@ -1595,10 +1592,7 @@ TEST_CASE("the first cancel(msg) of a suspended task keeps its message against l
 // print(log)
 TEST_CASE("a cancelled task's message goes to the first retrieval only; later ones get a bare cancellation, as in asyncio") {
     trace log;
-    auto args = [](const aio::cancelled_error& e) {
-        const std::string what = e.what();
-        return what == aio::cancelled_error().what() ? std::string("()") : "('" + what + "',)";
-    };
+    auto args = aio_test::cancel_args;
     auto sleeper = []() -> aio::task<> { co_await aio::sleep(1h); };
     auto body = [&]() -> aio::task<> {
         auto h = aio::create_task(sleeper());

@@ -97,4 +97,10 @@ aio::task<bool> expect_throws(A&& a) {
     return detail::throws_kept<E, detail::kept_t<A>>(std::forward<A>(a));
 }
 
+// A cancellation as Python prints its args: () for a bare one, ('m',) for cancel("m").
+inline std::string cancel_args(const aio::cancelled_error& e) {
+    const std::string what = e.what();
+    return what == aio::cancelled_error().what() ? std::string("()") : "('" + what + "',)";
+}
+
 }  // namespace aio_test

@@ -75,7 +75,7 @@ inline void forget_hook(task_state* t, cancel_hook& hook) noexcept {
 // walk removes itself (awaiting_sleep). A zero or negative delay yields one iteration
 // (asyncio's sleep(0)); a cancellation due now cancels the sleep at once.
 inline void suspend_sleeping(task_state& t, std::coroutine_handle<> h, sleep_node& node, std::int64_t delay) {
-    loop_core& loop = *core_of(t.loop());
+    loop_core& loop = *running_loop;  // `t` is its running task
     t.run_.resume = h;
     if (delay <= 0) {
         node.timer = {sleep_node::fired, 0};

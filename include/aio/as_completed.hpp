@@ -127,7 +127,7 @@ private:
         first_ = slot->next_done;
         if (!first_) last_ = nullptr;
         detail::task_state& t = *slot->task;
-        return detail::task_result<T>(t, t.refs_ == 1);
+        return detail::task_result<T>(t, t.handle_count() == 1);
     }
 
     std::vector<task_handle<T>> handles_;
@@ -158,7 +158,7 @@ public:
 
     void await_suspend(std::coroutine_handle<> h) {
         detail::task_state& t = detail::suspending_task("aio::as_completed()'s next()");
-        if (t.loop_ != &ac_->loop())
+        if (t.loop() != &ac_->loop())
             throw aio::runtime_error("aio::as_completed()'s next() awaited on another event loop");
         self_ = &t;
         ac_->waiting_ = this;

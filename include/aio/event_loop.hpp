@@ -174,7 +174,7 @@ T event_loop::run_until_complete(task<T> main) {
     task_handle<T> h = create_task(std::move(main));
     detail::task_state& t = *detail::handle_access::state(h);
     detail::run_until_done(core_, t);
-    return detail::task_result<T>(t, t.refs_ == 1);
+    return detail::task_result<T>(t, t.handle_count() == 1);
 }
 
 }  // namespace aio

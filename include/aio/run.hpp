@@ -37,7 +37,7 @@ inline void cancel_all_tasks(loop_core& loop) {
     for (any_task_handle& h : tasks) {
         task_state& t = *handle_access::state(h);
         if (t.status() == task_status::error) {
-            t.retrieved_ = true;
+            t.mark_retrieved();
             loop.report({"unhandled exception during aio::run() shutdown", t.error(), t.name()});
         }
     }
@@ -82,7 +82,7 @@ T run(task<T> main) {
         throw;
     }
     if (t.has_error()) {
-        t.retrieved_ = true;
+        t.mark_retrieved();
         const bool interrupted =
             t.status() == detail::task_status::cancelled && sigint.interrupted() && t.uncancel() == 0;
         std::exception_ptr error = t.error();

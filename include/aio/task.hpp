@@ -52,7 +52,7 @@ public:
         explicit awaiter(std::coroutine_handle<promise_type> frame) noexcept : frame_(frame) {}
 
         bool await_ready() const {
-            if (!frame_ || frame_.promise().started_) [[unlikely]]
+            if (!frame_ || frame_.promise().started()) [[unlikely]]
                 misuse(frame_ ? "an aio::task can be awaited only once" : "co_await on an empty or moved-from aio::task");
             return false;
         }
@@ -61,11 +61,7 @@ public:
         // does not suspend either; otherwise the child resumes it when it ends.
         bool await_suspend(std::coroutine_handle<> parent) {
             promise_type& child = frame_.promise();
-            child.started_ = true;
-            child.continuation_ = parent;
-            child.inline_start_ = true;
-            frame_.resume();
-            child.inline_start_ = false;
+            child.start_inline(parent);
             return !child.done();
         }
 
@@ -91,7 +87,7 @@ private:
     // For create_task: the loop takes the frame over.
     promise_type& detach_for_spawn() {
         if (!frame_) throw invalid_state_error("create_task() of an empty or moved-from aio::task");
-        if (frame_.promise().started_) throw invalid_state_error("create_task() of an aio::task that was already awaited");
+        if (frame_.promise().started()) throw invalid_state_error("create_task() of an aio::task that was already awaited");
         return frame_.promise();
     }
     void release() noexcept { frame_ = {}; }

@@ -27,23 +27,6 @@ namespace aio {
 namespace detail {
 struct handle_access;
 
-// Rethrows the exception a finished task failed with. A cancelled task's own
-// cancelled_error (carrying its cancel(msg) message) goes to the first reader only;
-// later readers get a bare aio::cancelled_error, as asyncio's _make_cancelled_error
-// hands the saved exception out once. (Without memory for the bare one, the original
-// is kept.)
-[[noreturn]] inline void rethrow_task_error(task_state& t) {
-    t.retrieved_ = true;
-    if (t.status() == task_status::cancelled) {
-        std::exception_ptr first = t.error_;
-        try {
-            t.error_ = std::make_exception_ptr(cancelled_error());
-        } catch (...) {
-        }
-        std::rethrow_exception(std::move(first));
-    }
-    std::rethrow_exception(t.error());
-}
 }  // namespace detail
 
 // What every handle can do, whatever the task's result type.
@@ -83,7 +66,7 @@ public:
     bool cancel(const std::string& message = {}) { return state().cancel(message.empty() ? nullptr : &message); }
 
     // How many cancel() requests are pending on the task (asyncio's cancelling()).
-    int cancelling() const { return state().cancels_; }
+    int cancelling() const { return state().cancelling(); }
 
     // Takes back one cancel() request and returns how many remain (asyncio's
     // uncancel()). When none remain, a cancellation not yet delivered is dropped. For
@@ -99,8 +82,8 @@ public:
     // cancelled. Marks the exception as retrieved.
     std::exception_ptr exception() const {
         detail::task_state& t = finished_state("exception");
-        if (t.status() == detail::task_status::cancelled) detail::rethrow_task_error(t);
-        t.retrieved_ = true;
+        if (t.status() == detail::task_status::cancelled) t.rethrow_error();
+        t.mark_retrieved();
         return t.status() == detail::task_status::error ? t.error() : nullptr;
     }
 
@@ -135,16 +118,16 @@ struct handle_access {
 // value is moved out when `take` is true, once.
 template <class T>
 decltype(auto) task_result(task_state& t, bool take) {
-    if (t.has_error()) rethrow_task_error(t);
+    if (t.has_error()) t.rethrow_error();
     if constexpr (std::is_void_v<T>) {
         return;
     } else {
         auto& p = static_cast<promise<T>&>(t);
-        if (t.value_taken_) throw invalid_state_error("the task's move-only result was already moved out");
+        if (t.value_taken()) throw invalid_state_error("the task's move-only result was already moved out");
         if constexpr (std::is_copy_constructible_v<T>) {
             if (!take) return T(p.value());
         }
-        t.value_taken_ = true;
+        t.mark_value_taken();
         return T(std::move(p.value()));
     }
 }
@@ -161,10 +144,10 @@ public:
     // exception; throws aio::invalid_state_error while the task runs.
     decltype(auto) result() const {
         detail::task_state& t = finished_state("result");
-        if (t.has_error()) detail::rethrow_task_error(t);
+        if (t.has_error()) t.rethrow_error();
         if constexpr (std::is_void_v<T>) return;
         else {
-            if (t.value_taken_) throw invalid_state_error("the task's move-only result was already moved out");
+            if (t.value_taken()) throw invalid_state_error("the task's move-only result was already moved out");
             return static_cast<const T&>(static_cast<detail::promise<T>&>(t).value());
         }
     }
@@ -240,7 +223,7 @@ public:
     awaiter(const awaiter&) = delete;
     awaiter& operator=(const awaiter&) = delete;
     ~awaiter() {
-        if (link_.linked()) target_->waiters_.unlink(&link_);
+        if (link_.linked()) target_->waiters().unlink(&link_);
         else if (link_.holds_ref()) target_->release();
     }
 
@@ -249,10 +232,10 @@ public:
     void await_suspend(std::coroutine_handle<> h) {
         detail::task_state& self = detail::suspending_task("an aio::task_handle");
         if (&self == target_) throw aio::runtime_error("a task cannot await itself");
-        if (self.loop_ != target_->loop()) throw aio::runtime_error("a task cannot await a task of another event loop");
+        if (self.loop() != target_->loop()) throw aio::runtime_error("a task cannot await a task of another event loop");
         self_ = &self;
         link_.entry = detail::entry_of(&self, detail::tag_task);
-        target_->waiters_.push_back(&link_);
+        target_->waiters().push_back(&link_);
         detail::suspend(self, h, *this);
     }
 
@@ -260,7 +243,7 @@ public:
         detail::resumed(self_);
         // Move a value out only when no other handle can read it afterwards.
         const std::uint32_t ours = link_.holds_ref() ? 2 : 1;  // the operand, and the handed-over one
-        return detail::task_result<T>(*target_, take_ && target_->refs_ <= ours);
+        return detail::task_result<T>(*target_, take_ && target_->handle_count() <= ours);
     }
 
 private:

@@ -157,7 +157,7 @@ private:
         task_ = detail::current_task_state();
         if (!task_) throw aio::runtime_error("aio::timeout: must be used inside a task");
         state_ = state::entered;
-        cancelling_ = task_->cancels_;
+        cancelling_ = task_->cancelling();
         reschedule(when_);
     }
 

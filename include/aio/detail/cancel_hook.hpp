@@ -8,7 +8,7 @@
 
 namespace aio::detail {
 
-struct task_state;
+class task_state;
 
 // A group of tasks awaited together (gather). cancel() visits the children itself,
 // one after the other and depth first, as asyncio's recursive cancel() does, but it

@@ -112,6 +112,19 @@ inline bool task_state::cancel(const std::string* message) noexcept {
     return true;
 }
 
+inline void task_state::rethrow_error() {
+    retrieved_ = true;
+    if (status() == task_status::cancelled) {
+        std::exception_ptr first = error_;
+        try {
+            error_ = std::make_exception_ptr(cancelled_error());
+        } catch (...) {
+        }
+        std::rethrow_exception(std::move(first));
+    }
+    std::rethrow_exception(error_);
+}
+
 // The task running now, if an aio task is running on this thread.
 inline task_state* current_task_state() noexcept {
     return running_loop ? running_loop->current : nullptr;

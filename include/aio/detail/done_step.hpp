@@ -23,14 +23,14 @@ struct done_step : ready_item {
             return;
         }
         link.entry = entry_of(static_cast<ready_item*>(this), tag_item);
-        t.waiters_.push_back(&link);
+        t.waiters().push_back(&link);
     }
 
     // Undoes watch() (the step will not run); true unless the step had run already or
     // was never watched.
     bool unwatch(scheduler& loop, task_state& t) noexcept {
         if (link.linked()) {
-            t.waiters_.unlink(&link);
+            t.waiters().unlink(&link);
             return true;
         }
         if (queued_at == not_queued) return false;

@@ -66,7 +66,7 @@ struct gather_state : cancel_hook, cancel_group {
             if (!child) continue;
             // Running, or ended with its done step not run yet (queued on the gather's
             // loop, whichever loop the child ran on).
-            if (slot.unwatch(*loop, *child)) child->retrieved_ = true;
+            if (slot.unwatch(*loop, *child)) child->mark_retrieved();
             slot.child = nullptr;
             child->release();
         }
@@ -99,7 +99,7 @@ struct gather_state : cancel_hook, cancel_group {
             if (!slot.child) continue;
             if (old.link.linked()) {
                 slot.link.entry = entry_of(static_cast<ready_item*>(&slot), tag_item);
-                slot.child->waiters_.replace(&old.link, &slot.link);
+                slot.child->waiters().replace(&old.link, &slot.link);
             } else {
                 loop->requeue_in_place(&old, &slot);
             }
@@ -161,11 +161,11 @@ private:
         task_state& child = *slot.child;
         --g.remaining;
         if (g.done) {
-            child.retrieved_ = true;
+            child.mark_retrieved();
             return;
         }
         if (!g.return_exceptions && child.has_error()) {  // the first failure ends the gather
-            child.retrieved_ = true;
+            child.mark_retrieved();
             g.error = child.error();
             g.complete();
             return;
@@ -253,14 +253,14 @@ template <class T, bool KeepExceptions>
 auto child_result(task_state& child) {
     if constexpr (KeepExceptions) {
         if (child.has_error()) {
-            child.retrieved_ = true;
+            child.mark_retrieved();
             return outcome<T>(child.error());
         }
         if constexpr (std::is_void_v<T>) return outcome<T>(std::monostate{});
-        else return outcome<T>(task_result<T>(child, child.refs_ == 1));
+        else return outcome<T>(task_result<T>(child, child.handle_count() == 1));
     } else {
         if constexpr (std::is_void_v<T>) return std::monostate{};
-        else return task_result<T>(child, child.refs_ == 1);
+        else return task_result<T>(child, child.handle_count() == 1);
     }
 }
 

@@ -61,7 +61,7 @@ public:
     void await_suspend(std::coroutine_handle<> h) {
         task_state& self = suspending_task("aio::shield()");
         if (&self == &inner()) throw aio::runtime_error("a task cannot await a shield of itself");
-        if (self.loop_ != loop_) throw aio::runtime_error("a task cannot await a shield of a task of another event loop");
+        if (self.loop() != loop_) throw aio::runtime_error("a task cannot await a shield of a task of another event loop");
         awaiting_ = &self;
         detail::suspend(self, h, *this);
     }
@@ -79,7 +79,7 @@ public:
         else {
             task_state& t = inner();
             if (t.status() == task_status::cancelled && !passthrough_) throw cancelled_error();
-            return task_result<T>(t, t.refs_ == 1);
+            return task_result<T>(t, t.handle_count() == 1);
         }
     }
 
@@ -110,7 +110,7 @@ private:
         if (s.state_ != state::pending) return false;
         s.state_ = state::cancelled;
         task_state& t = s.inner();
-        if (!s.link.linked()) t.retrieved_ = true;  // it has ended: its done step is queued
+        if (!s.link.linked()) t.mark_retrieved();  // it has ended: its done step is queued
         s.unwatch(*s.loop_, t);
         s.loop_->schedule(*s.awaiting_);
         return true;

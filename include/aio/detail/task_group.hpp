@@ -145,7 +145,7 @@ public:
         // The parent is also being cancelled from outside, and that cancellation was
         // spent on the group's wait: request it again so that it is delivered at the
         // parent's next suspension, keeping cancelling() where it was (as CPython 3.13).
-        if (parent_->cancels_ > 0) {
+        if (parent_->cancelling() > 0) {
             parent_->uncancel();
             parent_->cancel();
         }
@@ -213,7 +213,7 @@ private:
             g.loop_->schedule(*g.parent_);
         }
         if (child->status() == task_status::error) {
-            child->retrieved_ = true;
+            child->mark_retrieved();
             try {
                 g.errors_.push_back(child->error());
             } catch (...) {  // out of memory: the error must not vanish silently

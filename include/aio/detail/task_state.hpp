@@ -25,10 +25,21 @@
 namespace aio::detail {
 
 class scheduler;
+class loop_core;
+class cancel_walk;
+struct final_awaiter;
+struct sleep_node;
+template <class>
+class promise_base;
 
 enum class task_status : std::uint8_t { pending, value, error, cancelled };
 
-struct task_state {
+// The members below are the narrow interface awaitables, handles and primitives use.
+// The fields are private: the machinery that owns a task's life (the scheduler and the
+// loop, the suspension protocol, the cancel walk, the frame's end) is befriended by
+// name at the end of the class, so no other code can set the run state by hand.
+class task_state {
+public:
     task_state() noexcept : run_{} {}
     ~task_state();  // see zombie.hpp
 
@@ -38,6 +49,7 @@ struct task_state {
     task_state(const task_state&) = delete;
     task_state& operator=(const task_state&) = delete;
 
+    // --- the outcome
     task_status status() const noexcept { return static_cast<task_status>(status_); }
     bool done() const noexcept { return status_ != 0; }
     bool has_error() const noexcept {
@@ -51,6 +63,23 @@ struct task_state {
         status_ = static_cast<std::uint8_t>(s);
     }
 
+    // Someone looked at the error: its end reports nothing (asyncio's
+    // "exception was never retrieved").
+    void mark_retrieved() noexcept { retrieved_ = true; }
+    bool retrieved() const noexcept { return retrieved_; }
+
+    // Rethrows the error of a task that ended with one, marking it retrieved. A
+    // cancelled task's own cancelled_error (carrying its cancel(msg) message) goes to
+    // the first reader only; later readers get a bare aio::cancelled_error, as asyncio's
+    // _make_cancelled_error hands the saved exception out once. (Without memory for
+    // the bare one, the original is kept.)
+    [[noreturn]] void rethrow_error();  // cancellation.hpp
+
+    // A move-only result can be moved out once.
+    bool value_taken() const noexcept { return value_taken_; }
+    void mark_value_taken() noexcept { value_taken_ = true; }
+
+    // --- identity
     // The frame this state lives in (the promise sits at a fixed offset in it).
     std::coroutine_handle<> frame() const noexcept {
         return std::coroutine_handle<>::from_address(
@@ -75,16 +104,39 @@ struct task_state {
         }
     }
 
+    // --- ownership
     // The loop a spawned task belongs to; null once that loop has closed.
     scheduler* loop() const noexcept { return zombie_ ? nullptr : loop_; }
 
     void add_ref() noexcept { ++refs_; }
-    void release() noexcept;                                      // frame_destruction.hpp
-    bool cancel(const std::string* message = nullptr) noexcept;  // cancellation.hpp; message: cancel(msg)
+    void release() noexcept;  // frame_destruction.hpp
+    // How many task handles refer to it: a result may be moved out to the only one.
+    std::uint32_t handle_count() const noexcept { return refs_; }
+
+    // --- cancellation (cancellation.hpp)
+    bool cancel(const std::string* message = nullptr) noexcept;  // message: cancel(msg)
+    int cancelling() const noexcept { return cancels_; }
     int uncancel() noexcept {
         if (cancels_ > 0 && --cancels_ == 0) must_cancel_ = false;
         return cancels_;
     }
+
+    // --- who waits for it to end: awaiters and done steps, woken by the scheduler
+    waiter_list& waiters() noexcept { return waiters_; }
+
+    // --- a lazy task (aio::task), started inline by the task that awaits it
+    bool started() const noexcept { return started_; }
+    // Runs its first step now; when it suspends, it resumes `parent` as it ends.
+    void start_inline(std::coroutine_handle<> parent) {
+        started_ = true;
+        continuation_ = parent;
+        inline_start_ = true;
+        frame().resume();
+        inline_start_ = false;
+    }
+
+private:
+    std::string* name_string() const noexcept { return reinterpret_cast<std::string*>(name_); }
 
     // --- pending: where to resume and what the task is suspended on | done: the error
     struct run_state {
@@ -122,8 +174,22 @@ struct task_state {
     bool named_ : 1 = false;
     bool inline_start_ : 1 = false;  // being started by its awaiter's await_suspend
 
-private:
-    std::string* name_string() const noexcept { return reinterpret_cast<std::string*>(name_); }
+    // The machinery that owns a task's life, each in its own file.
+    friend struct task_list;                  // the loop's task lists (below)
+    friend class scheduler;                   // scheduling and a task's end (scheduler.hpp)
+    friend class loop_core;                   // running, closing (loop_core.hpp, loop_close.hpp)
+    friend class cancel_walk;                 // how cancel() travels (cancellation.hpp)
+    friend struct final_awaiter;              // a frame's last step (promise.hpp)
+    template <class>
+    friend class promise_base;
+    friend void destroy_finished(task_state&) noexcept;  // frame_destruction.hpp
+    // The suspension protocol (suspension.hpp, cancellation.hpp, sleep_node.hpp).
+    friend void suspend(task_state&, std::coroutine_handle<>, cancel_hook&) noexcept;
+    friend bool cancel_pending(const task_state*) noexcept;
+    friend void forget_hook(task_state*, cancel_hook&) noexcept;
+    friend void suspend_sleeping(task_state&, std::coroutine_handle<>, sleep_node&, std::int64_t);
+    friend void throw_if_cancel_pending(task_state*);
+    friend sleep_node* sleep_node_of(const task_state&) noexcept;
 };
 
 static_assert(sizeof(task_state) == 64, "task_state is packed to one cache line");

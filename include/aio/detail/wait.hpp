@@ -120,7 +120,7 @@ private:
         --a.remaining_;
         bool met = a.remaining_ == 0 || a.when_ == return_when::first_completed;
         if (!met && a.when_ == return_when::first_exception && t.status() != task_status::cancelled) {
-            t.retrieved_ = true;
+            t.mark_retrieved();
             met = t.status() == task_status::error;
         }
         if (met) a.complete();

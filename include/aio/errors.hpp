@@ -3,6 +3,7 @@
 // std::exception; a cancellation and Ctrl-C derive from aio::base_exception, which does
 // not, so ordinary error handling cannot swallow them (Python's BaseException).
 
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -15,12 +16,15 @@ namespace aio {
 // bare `except:` does. Copying shares the message (copies never throw).
 class base_exception {
 public:
-    explicit base_exception(const std::string& message) : message_(std::make_shared<const std::string>(message)) {}
+    explicit base_exception(const std::string& message)
+        : message_(std::make_shared_for_overwrite<char[]>(message.size() + 1)) {
+        std::memcpy(message_.get(), message.c_str(), message.size() + 1);
+    }
     virtual ~base_exception() = default;
-    virtual const char* what() const noexcept { return message_->c_str(); }
+    virtual const char* what() const noexcept { return message_.get(); }
 
 private:
-    std::shared_ptr<const std::string> message_;
+    std::shared_ptr<char[]> message_;  // one allocation, as std::runtime_error's
 };
 
 // Thrown at the co_await where a cancelled task is suspended (asyncio.CancelledError).

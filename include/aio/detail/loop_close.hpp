@@ -35,6 +35,9 @@ inline void loop_core::close() {
     // the last handle to them goes if someone still holds one.
     std::vector<task_state*> doomed;
     doomed.reserve(pending.size);
+    // One error for them all: it says the same to every reader, and copying it
+    // allocates nothing.
+    const std::exception_ptr closed_error = std::make_exception_ptr(cancelled_error("the event loop was closed"));
     for (task_state* t = pending.front(); t; t = pending.next(t)) doomed.push_back(t);
     for (task_state* t : doomed) {
         pending.unlink(t);
@@ -44,7 +47,7 @@ inline void loop_core::close() {
                 if (item->discard) item->discard(item);
             }
         }
-        t->set_error(std::make_exception_ptr(cancelled_error("the event loop was closed")), task_status::cancelled);
+        t->set_error(closed_error, task_status::cancelled);
         t->retrieved_ = true;
         t->finished_ = true;
         finished.push_back(t);

@@ -61,7 +61,7 @@ public:
         // does not suspend either; otherwise the child resumes it when it ends.
         bool await_suspend(std::coroutine_handle<> parent) {
             promise_type& child = frame_.promise();
-            child.start_inline(parent);
+            child.start_inline(parent, frame_);
             return !child.done();
         }
 

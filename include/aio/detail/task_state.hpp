@@ -126,12 +126,13 @@ public:
 
     // --- a lazy task (aio::task), started inline by the task that awaits it
     bool started() const noexcept { return started_; }
-    // Runs its first step now; when it suspends, it resumes `parent` as it ends.
-    void start_inline(std::coroutine_handle<> parent) {
+    // Runs its first step now (`self` is its frame(), which the awaiter holds); when it
+    // suspends, it resumes `parent` as it ends.
+    void start_inline(std::coroutine_handle<> parent, std::coroutine_handle<> self) {
         started_ = true;
         continuation_ = parent;
         inline_start_ = true;
-        frame().resume();
+        self.resume();
         inline_start_ = false;
     }
 

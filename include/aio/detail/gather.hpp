@@ -31,42 +31,55 @@
 
 namespace aio::detail {
 
-struct gather_state;
-
-struct gather_slot : done_step {
+// A child's share of the gather: 32 bytes. Its waiter sits in the child's waiter list
+// with the gather as its done notifier (waiter.hpp), so the child's end is counted as it
+// happens, and the gather queues one step — when the last child has ended, or the first
+// has failed — in which it completes, where asyncio's gather would run that child's done
+// callback.
+struct gather_slot {
+    waiter link;                  // in the child's waiters while it runs; entry: the gather
     task_state* child = nullptr;  // holds a reference
-    gather_state* owner = nullptr;
 };
+static_assert(sizeof(gather_slot) == 32);
 
-struct gather_state : cancel_hook, cancel_group {
+struct gather_state : cancel_hook, cancel_group, done_notifier {
     gather_state(loop_core& l, gather_slot* s, std::size_t n, bool keep_exceptions) noexcept
         : loop(&l), slots(s), count(n), remaining(n), return_exceptions(keep_exceptions), done(n == 0) {
         cancel = on_cancel;
+        notify = on_child_done;
         awaited_group = this;
         child = [](const cancel_group& g, std::size_t i) noexcept {
             return static_cast<const gather_state&>(g).slots[i].child;
         };
         children = n;
+        completion.owner = this;
+        completion.run = on_decided;
     }
 
-    // Takes over one reference to `child`.
+    // Takes over one reference to `child`. A child that has ended already is counted
+    // now, as asyncio schedules a done callback added to a finished future.
     void attach(gather_slot& slot, task_state* child) {
         slot.child = child;
-        slot.owner = this;
-        slot.run = on_child_done;
-        slot.watch(*loop, *child);
+        if (child->done()) {
+            on_child_done(this, &slot.link);
+            return;
+        }
+        slot.link.entry = entry_of(static_cast<done_notifier*>(this), tag_notify);
+        child->waiters().push_back(&slot.link);
     }
 
     // Lets go of every child, finished or not; the ones still running carry on, and
     // their errors count as retrieved (asyncio's gather retrieves them too).
     void detach_all() noexcept {
+        loop->withdraw(&completion);
         for (std::size_t i = 0; i < count; ++i) {
             gather_slot& slot = slots[i];
             task_state* child = slot.child;
             if (!child) continue;
-            // Running, or ended with its done step not run yet (queued on the gather's
-            // loop, whichever loop the child ran on).
-            if (slot.unwatch(*loop, *child)) child->mark_retrieved();
+            if (slot.link.linked()) {  // still running
+                child->waiters().unlink(&slot.link);
+                child->mark_retrieved();
+            }
             slot.child = nullptr;
             child->release();
         }
@@ -81,27 +94,28 @@ struct gather_state : cancel_hook, cancel_group {
 
     // Takes over `from`'s progress and children (from has passed check_movable()).
     // `same_slots`: the slots stay where they are (a range gather's, on the heap): only
-    // their owner changes. Otherwise each of this state's slots takes the place of
-    // `from`'s in the child's waiter list, or in the ready queue where the child's done
-    // step waits, so that the order of wake-ups is the same as without the move.
+    // the notifier their waiters name changes. Otherwise each of this state's slots takes
+    // the place of `from`'s in the child's waiter list; a queued completion step keeps
+    // its place in the ready queue.
     void take_over(gather_state& from, bool same_slots) noexcept {
         remaining = from.remaining;
         error = std::move(from.error);
         done = from.done;
+        decided = from.decided;
         cancel_requested = from.cancel_requested;
+        loop->requeue_in_place(&from.completion, &completion);
+        const std::uintptr_t entry = entry_of(static_cast<done_notifier*>(this), tag_notify);
         for (std::size_t i = 0; i < count; ++i) {
             gather_slot& slot = slots[i];
-            slot.owner = this;
-            if (same_slots) continue;
+            if (same_slots) {
+                if (slot.link.linked()) slot.link.entry = entry;
+                continue;
+            }
             gather_slot& old = from.slots[i];
             slot.child = std::exchange(old.child, nullptr);
-            slot.run = on_child_done;
-            if (!slot.child) continue;
-            if (old.link.linked()) {
-                slot.link.entry = entry_of(static_cast<ready_item*>(&slot), tag_item);
+            if (slot.child && old.link.linked()) {
+                slot.link.entry = entry;
                 slot.child->waiters().replace(&old.link, &slot.link);
-            } else {
-                loop->requeue_in_place(&old, &slot);
             }
         }
         from.count = 0;
@@ -146,34 +160,52 @@ struct gather_state : cancel_hook, cancel_group {
     std::exception_ptr error;
     bool return_exceptions;
     bool done;
+    bool decided = false;  // the last child has ended, or one failed: the completion step is queued
     bool cancel_requested = false;
     bool consumed = false;
 
 private:
-    void complete() {
-        done = true;
-        if (awaiting) loop->schedule(*awaiting);
-    }
+    struct completion_step : ready_item {
+        gather_state* owner = nullptr;
+    };
+    completion_step completion;
 
-    static void on_child_done(ready_item* item) noexcept {
-        auto& slot = *static_cast<gather_slot*>(item);
-        gather_state& g = *slot.owner;
-        task_state& child = *slot.child;
+    // A child has ended (its task is finishing now). Only counts and keeps errors: what
+    // the awaiting task can see changes in the completion step.
+    static void on_child_done(done_notifier* n, waiter* w) noexcept {
+        auto& g = static_cast<gather_state&>(*n);
+        task_state& child = *reinterpret_cast<gather_slot*>(w)->child;
         --g.remaining;
-        if (g.done) {
+        if (g.decided) {
             child.mark_retrieved();
             return;
         }
         if (!g.return_exceptions && child.has_error()) {  // the first failure ends the gather
             child.mark_retrieved();
             g.error = child.error();
-            g.complete();
-            return;
+            g.decide();
+        } else if (g.remaining == 0) {
+            g.decide();
         }
-        if (g.remaining == 0) {
-            if (g.cancel_requested) g.error = std::make_exception_ptr(cancellation_of(g.awaiting));
-            g.complete();
+    }
+
+    void decide() noexcept {
+        decided = true;
+        loop->push(&completion);
+    }
+
+    // Where asyncio's gather runs the done callback of the child that ends it.
+    static void on_decided(ready_item* item) noexcept {
+        gather_state& g = *static_cast<completion_step*>(item)->owner;
+        if (!g.error && g.cancel_requested) {
+            try {
+                g.error = std::make_exception_ptr(cancellation_of(g.awaiting));
+            } catch (...) {
+                g.error = std::current_exception();
+            }
         }
+        g.done = true;
+        if (g.awaiting) g.loop->schedule(*g.awaiting);
     }
 
     [[noreturn, gnu::cold, gnu::noinline]] static void misuse(const char* what) { throw invalid_state_error(what); }

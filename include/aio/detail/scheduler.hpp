@@ -66,7 +66,13 @@ public:
         if (!cancel_messages.empty()) [[unlikely]]
             note_cancel_message(t, nullptr);
         while (waiter* w = t.waiters_.pop_front()) {
-            if ((w->entry & tag_mask) == tag_task) {  // an awaiting task will read the result
+            const std::uintptr_t kind = w->entry & tag_mask;
+            if (kind == tag_notify) {
+                auto* n = pointer_of<done_notifier>(w->entry);
+                n->notify(n, w);
+                continue;
+            }
+            if (kind == tag_task) {  // an awaiting task will read the result
                 t.add_ref();
                 w->entry |= waiter::holds_reference;
             }

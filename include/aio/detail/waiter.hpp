@@ -1,9 +1,10 @@
 #pragma once
 // A task's waiters: what is woken, oldest first, when the task ends.
 //
-// A waiter is either a task awaiting this one (it is scheduled) or a done step, a
-// ready-queue item that runs in the next iteration (gather's, wait's, a done
-// callback: asyncio's add_done_callback). Both follow rule 4: nothing resumes inline.
+// A waiter is a task awaiting this one (it is scheduled), a done step, a ready-queue
+// item that runs in the next iteration (wait's, a task group's, a done callback:
+// asyncio's add_done_callback), or a done notifier (gather's per-child bookkeeping),
+// told at once. All follow rule 4: nothing resumes inline.
 
 #include <cstdint>
 
@@ -13,7 +14,7 @@
 namespace aio::detail {
 
 // When the task finishes, the waiter's `entry` (a tagged ready-queue entry) is
-// appended to the ready queue.
+// appended to the ready queue — unless it is tagged tag_notify, see done_notifier.
 //
 // A waiter holds no reference to the task while it waits: the loop owns a pending
 // task, and tasks that wait on each other must not keep each other alive (close()
@@ -31,5 +32,16 @@ struct waiter {
 };
 
 using waiter_list = intrusive_list<waiter, &waiter::links>;
+
+// A waiter whose entry is `entry_of(notifier, tag_notify)` is not queued when its task
+// ends: the notifier is called right away with the waiter (the task's end, as it
+// happens). It may only keep count and queue a step of its own; whatever anyone can
+// observe must still happen in that step (rules 4 and 7). gather uses it so that a
+// child costs a waiter and a pointer, and the gather one step, not a step per child.
+inline constexpr std::uintptr_t tag_notify = 3;
+
+struct done_notifier {
+    void (*notify)(done_notifier*, waiter*) noexcept = nullptr;
+};
 
 }  // namespace aio::detail

@@ -30,7 +30,9 @@ machine whose speed drifts. Printed, as the median over the rounds, per scenario
     bytes/task      sleeping scenarios: VmRSS growth while all are asleep / N
     peak RSS MiB, asleep
                     sleeping scenarios: the program's VmHWM once all are asleep
-    peak RSS MiB    the program's VmHWM at its end, teardown included
+    peak RSS MiB    the program's VmHWM at its end, teardown included (aio closes its
+                    loop, asio destroys its io_context, the reference its loop; asyncio
+                    exits at once, see cold_asyncio.py)
     minor faults    ru_minflt of the whole process, from os.wait4 (startup included:
                     an interpreter's start costs thousands)
     faults in phase minor faults during the measured phase alone (getrusage inside)
@@ -41,7 +43,7 @@ Peak RSS is VmHWM, not os.wait4's ru_maxrss (which --json keeps, as ru_maxrss_mi
 on Linux a child's ru_maxrss never reads below the resident size of the process that
 spawned it — exec carries the old memory's high-water mark into it, and subprocess's
 vfork child shares this script's memory — so every program would show at least this
-script's ~14 MiB.
+script's own size (some 18 MiB: more than a C++ program at N = 20,000 needs).
 
 Exit status: 1 if a program fails or fails a check (its checksum, a phase shorter
 than its longest sleep), 2 if BUILD/bench lacks the programs.

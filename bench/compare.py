@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """aio vs asio vs asyncio: one table, one command.
 
-    python3 bench/compare.py --build-dir BUILD [--quick]
+    python3 bench/compare.py --build-dir BUILD [--quick] [--cold]
 
 Runs the Google Benchmark binaries found in BUILD/bench, each benchmark alone in
 its own process (the memory figures need a fresh process per implementation; the
@@ -15,8 +15,13 @@ followed by the project's performance targets, each with its measured figure and
 PASS or FAIL. A ratio above 1 means aio is faster (or smaller). Without the Python
 baseline the asyncio column reads n/a.
 
+These are warm figures: Google Benchmark repeats each scenario inside one process.
+--cold then also prints bench/cold_start.py's table: the same kind of scenarios as
+the first and only run of a fresh process (its --rounds follow --repetitions).
+
 The exit status is 0 whatever the figures (this is a report, not a gate); it is 1
-if a benchmark binary crashes or reports an error, 2 if BUILD/bench holds none.
+if a benchmark binary crashes or reports an error (or, with --cold, a fresh-process
+program fails), 2 if BUILD/bench holds none.
 
 --quick is the CI smoke run (well under a minute): a tiny --benchmark_min_time,
 20,000 sleeping tasks instead of 1,000,000, 100 one-millisecond sleeps instead of
@@ -40,6 +45,7 @@ from typing import Callable, Optional
 
 HERE = Path(__file__).resolve().parent
 ASYNCIO_SCRIPT = HERE / "python" / "bench_asyncio.py"
+COLD_SCRIPT = HERE / "cold_start.py"
 
 Result = dict  # {"value": float, optional "p99": float, ...}
 
@@ -335,6 +341,8 @@ def main() -> int:
                         help="runs per benchmark, median reported (default 3, 1 with --quick; "
                              "the memory benchmark always runs once)")
     parser.add_argument("--no-asyncio", action="store_true", help="skip the Python baseline")
+    parser.add_argument("--cold", action="store_true",
+                        help="then the fresh-process table too (bench/cold_start.py)")
     args = parser.parse_args()
 
     bench_dir = args.build_dir / "bench"
@@ -399,6 +407,7 @@ def main() -> int:
     print(build_info(args.build_dir))
     print(f"asyncio: {'Python ' + sys.version.split()[0] if results['asyncio'] else 'n/a: ' + asyncio_note}")
     print()
+    print("warm (in-process, repeated):")
     rows = []
     for s in SCENARIOS:
         fields = [("value", s.key, s.unit)]
@@ -424,6 +433,15 @@ def main() -> int:
         figure, passed, shown = t.check(results)
         status = "n/a " if figure is None else "PASS" if passed else "FAIL"
         print(f"  [{status}] {t.text}: {shown}")
+
+    if args.cold:
+        print()
+        print("fresh process (first and only run):", flush=True)
+        command = [sys.executable, str(COLD_SCRIPT), "--build-dir", str(args.build_dir), "--rounds", str(repetitions)]
+        command += (["--quick"] if args.quick else []) + (["--no-asyncio"] if args.no_asyncio else [])
+        print(f"[compare] {' '.join(command)}", file=sys.stderr, flush=True)
+        if subprocess.run(command).returncode != 0:
+            failures.append("bench/cold_start.py failed (see its output above)")
 
     if missing:
         print()

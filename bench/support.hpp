@@ -8,8 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -17,6 +15,8 @@
 #include <vector>
 
 #include <asio.hpp>
+
+#include "proc_status.hpp"
 
 namespace aio_bench {
 
@@ -52,25 +52,6 @@ T asio_run(asio::awaitable<T> main) {
         if (error) std::rethrow_exception(error);
         return std::move(*result);
     }
-}
-
-// Resident set size of this process, in bytes (VmRSS in /proc/self/status), or -1
-// when it cannot be read. Counts pages actually touched, which is what a million
-// sleeping tasks cost the machine.
-inline std::int64_t vm_rss_bytes() {
-    std::FILE* f = std::fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    std::int64_t kib = -1;
-    while (std::fgets(line, sizeof line, f)) {
-        if (std::strncmp(line, "VmRSS:", 6) == 0) {
-            long long value = 0;
-            if (std::sscanf(line + 6, "%lld", &value) == 1) kib = value;
-            break;
-        }
-    }
-    std::fclose(f);
-    return kib < 0 ? -1 : kib * 1024;
 }
 
 // The p-th percentile (0 <= p <= 100) by the nearest-rank method; 0 for no samples.

@@ -212,6 +212,41 @@ TEST_CASE("gather of a handle to a finished task still resumes through the loop"
     REQUIRE(log.events == lines{"gather", "tick0", "tick1", "gathered [5, 5]", "tick2"});
 }
 
+// import asyncio
+// log = []
+// async def number(n):
+//     return n
+// async def ticker(n):
+//     for i in range(n):
+//         log.append(f"tick{i}")
+//         await asyncio.sleep(0)
+// async def main():
+//     h = asyncio.create_task(number(5))
+//     await h
+//     t = asyncio.create_task(ticker(5))
+//     log.append("gather")
+//     r = await asyncio.gather(asyncio.gather(h, h), number(3))
+//     log.append(f"gathered {r}")
+//     await t
+// asyncio.run(main())
+// print(log)
+// ['gather', 'tick0', 'tick1', 'tick2', 'gathered [[5, 5], 3]', 'tick3', 'tick4']
+TEST_CASE("a gather of finished tasks, moved into an outer gather with its completion step queued, completes in its place") {
+    trace log;
+    auto program = [&]() -> aio::task<> {
+        auto h = aio::create_task(number(5));
+        co_await h;
+        auto t = aio::create_task(ticker(log, 5));
+        log("gather");
+        auto [inner, three] = co_await aio::gather(aio::gather(h, h), number(3));
+        auto [x, y] = inner;
+        log("gathered [[" + std::to_string(x) + ", " + std::to_string(y) + "], " + std::to_string(three) + "]");
+        co_await t;
+    };
+    aio::run(program());
+    REQUIRE(log.events == lines{"gather", "tick0", "tick1", "tick2", "gathered [[5, 5], 3]", "tick3", "tick4"});
+}
+
 namespace {
 aio::task<std::string> child(trace& log, std::string name, int yields) {
     log(name + " start");

@@ -1,17 +1,26 @@
 #pragma once
-// A per-thread cache of freed small blocks: coroutine frames and callback nodes.
+// A per-thread cache of small blocks: coroutine frames and callback nodes.
 //
 // A program that runs many short tasks or callbacks allocates and frees blocks of a
 // few sizes over and over; the cache hands a freed block back out without a trip
-// through malloc, and keeps the memory it reuses warm. Blocks are ordinary
-// `::operator new` blocks, so one freed on another thread is simply cached there.
-// Size classes follow malloc's own chunk sizes (16k + 8 usable bytes), so a cached
-// block costs no more memory than malloc would; the cache holds at most
-// `limit` bytes per thread and frees the rest.
+// through malloc, and keeps the memory it reuses warm. Up to `arena_after` bytes of
+// blocks come from malloc, so a small program costs what it did without the cache;
+// past that, blocks come from slabs of transparent huge pages (slab_arena.hpp), where a
+// million frames cost a few hundred page faults and no malloc header each.
+//
+// Malloc's blocks, once freed, wait in per-size stacks (at most `limit` bytes in all);
+// their size classes follow malloc's chunk sizes (16k + 8 usable bytes), so a cached
+// block costs no more than malloc would. Slab blocks go back to their slab: a slab
+// with none out is kept for reuse (at most `limit` bytes of them) or given back to the
+// kernel. A block freed on another thread than the one that took it is fine either way.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <new>
+
+#include "intrusive_list.hpp"
+#include "slab_arena.hpp"
 
 namespace aio::detail {
 
@@ -19,9 +28,11 @@ class block_cache {
 public:
     static constexpr std::size_t max_block = 1024;
     static constexpr std::size_t limit = std::size_t{16} << 20;
+    static constexpr std::size_t default_arena_after = std::size_t{1} << 20;
     static constexpr std::uint32_t prefetch_ahead = 8;
 
-    block_cache() = default;
+    // `arena_after`: bytes of blocks taken from malloc before slabs are used.
+    explicit block_cache(std::size_t arena_after = default_arena_after) noexcept : arena_after_(arena_after) {}
     block_cache(const block_cache&) = delete;
     block_cache& operator=(const block_cache&) = delete;
     ~block_cache() {
@@ -29,13 +40,20 @@ public:
             for (std::uint32_t i = 0; i < s.size; ++i) ::operator delete(s.blocks[i]);
             ::operator delete(s.blocks);
         }
+        for (lane& l : lanes_) {
+            while (slab* s = l.slabs.pop_front()) {
+                if (s->take_back_remote()) slab_region::instance().release(s);
+                else orphan(s);
+            }
+        }
+        while (slab* s = empty_.pop_front()) slab_region::instance().release(s);
     }
 
     void* allocate(std::size_t n) {
         if (n > max_block) return ::operator new(n);
         std::size_t c = size_class(n);
         stack& s = free_[c];
-        if (s.size == 0) return ::operator new(block_size(c));
+        if (s.size == 0) return fresh(n, c);
         void* b = s.blocks[--s.size];
         // The blocks to go out next are likely cold: start fetching one a few
         // allocations ahead (all of it: a block may span two lines) for the writes
@@ -51,12 +69,16 @@ public:
 
     void deallocate(void* p, std::size_t n) noexcept {
         if (n > max_block) return ::operator delete(p);
+        if (slab_region::contains(p)) return free_slab_block(p);
         std::size_t c = size_class(n);
         stack& s = free_[c];
         if (cached_ + block_size(c) > limit || (s.size == s.capacity && !s.grow())) return ::operator delete(p);
         cached_ += block_size(c);
         s.blocks[s.size++] = p;
     }
+
+    // Whether blocks now come from slabs.
+    bool uses_slabs() const noexcept { return slabs_on_; }
 
 private:
     // The freed blocks of one size, last freed first out. An array rather than a list
@@ -80,14 +102,114 @@ private:
         }
     };
 
+    // The slabs of one block size: `current` hands out blocks; the others are visited
+    // in turn, a few at a time, for blocks freed since.
+    using slab_list = intrusive_list<slab, &slab::links>;
+    struct lane {
+        slab* current = nullptr;
+        slab* hand = nullptr;  // where the next look for freed blocks starts
+        slab_list slabs;       // every slab of this size, `current` among them
+    };
+    static constexpr std::uint32_t visits_per_miss = 8;
+
     // Class c holds blocks of 16c + 8 bytes: exactly what malloc gives a request of
     // that size (its chunks are 16-byte multiples with an 8-byte header).
     static constexpr std::size_t size_class(std::size_t n) noexcept { return n <= 8 ? 0 : (n - 8 + 15) / 16; }
     static constexpr std::size_t block_size(std::size_t c) noexcept { return 16 * c + 8; }
+    // Lane k holds slab blocks of 16k bytes (16-byte multiples keep every block aligned
+    // as operator new's are).
+    static constexpr std::size_t lane_of(std::size_t n) noexcept { return n <= 16 ? 1 : (n + 15) / 16; }
+
+    // A block when this size's stack is empty.
+    void* fresh(std::size_t n, std::size_t c) {
+        if (slabs_on_) {
+            lane& l = lanes_[lane_of(n)];
+            if (l.current) {
+                if (void* b = l.current->take()) return b;
+            }
+            if (void* b = from_other_slab(l, lane_of(n))) return b;
+        } else if (malloced_ += block_size(c); malloced_ > arena_after_) {
+            slabs_on_ = true;
+        }
+        return ::operator new(block_size(c));
+    }
+
+    // `current` is full: take back what other threads freed there, else look for room
+    // in a few of the lane's other slabs, visited in turn from where the last look
+    // stopped, else in a new slab; null if no slab can be had.
+    void* from_other_slab(lane& l, std::size_t k) noexcept {
+        if (slab* s = l.current) {
+            s->take_back_remote();
+            if (s->has_room()) return s->take();
+        }
+        for (std::uint32_t i = 0; i < visits_per_miss && l.hand; ++i) {
+            slab* s = l.hand;
+            l.hand = after(l, s);
+            if (s == l.current) continue;
+            s->take_back_remote();
+            if (s->has_room()) {
+                l.current = s;
+                return s->take();
+            }
+        }
+        slab* s = new_slab(l, k);
+        if (!s) return nullptr;
+        l.current = s;
+        return s->take();
+    }
+
+    // The slab after `s` in its lane, going round; null if `s` is the only one.
+    static slab* after(const lane& l, const slab* s) noexcept {
+        slab* n = l.slabs.next(s);
+        if (!n) n = l.slabs.front();
+        return n == s ? nullptr : n;
+    }
+
+    slab* new_slab(lane& l, std::size_t k) noexcept {
+        void* memory = empty_.pop_front();
+        if (memory) {
+            --empty_count_;
+        } else if (!(memory = slab_region::instance().acquire())) {
+            return nullptr;
+        }
+        slab* s = new (memory) slab(id_, static_cast<std::uint32_t>(16 * k));
+        l.slabs.push_back(s);
+        if (!l.hand) l.hand = s;
+        return s;
+    }
+
+    void free_slab_block(void* p) noexcept {
+        slab* s = slab::of(p);
+        if (s->owner != id_) return free_remote(s, p);
+        if (!s->give_back(p)) return;
+        lane& l = lanes_[s->block_size / 16];
+        if (s == l.current) return;
+        // None of its blocks is out: keep it for reuse, or give it back to the kernel.
+        if (l.hand == s) l.hand = after(l, s);
+        l.slabs.unlink(s);
+        if (empty_count_ * slab_bytes < limit) {
+            empty_.push_back(s);
+            ++empty_count_;
+        } else {
+            slab_region::instance().release(s);
+        }
+    }
+
+    static std::uint64_t next_id() noexcept {
+        static std::atomic<std::uint64_t> ids{0};
+        return ids.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
 
     static constexpr std::size_t classes = (max_block - 8 + 15) / 16 + 1;
     stack free_[classes] = {};
     std::size_t cached_ = 0;  // bytes in cached blocks (the stacks add 8 per block)
+    std::size_t malloced_ = 0;  // bytes taken from malloc before slabs were on
+    std::size_t arena_after_;
+    bool slabs_on_ = false;
+    std::uint64_t id_ = next_id();
+    lane lanes_[max_block / 16 + 1] = {};
+    slab_list empty_;  // slabs with no block out, for any size
+    std::size_t empty_count_ = 0;
 };
 
 // The calling thread's cache; after the thread has begun to exit, none (plain new/delete).
@@ -127,6 +249,7 @@ inline void deallocate_block(void* p, std::size_t n) noexcept {
     if constexpr (bypass_block_cache) return ::operator delete(p);
     block_cache* cache = thread_block_cache();
     if (cache) cache->deallocate(p, n);
+    else if (n <= block_cache::max_block && slab_region::contains(p)) free_remote(slab::of(p), p);
     else ::operator delete(p);
 }
 

@@ -96,28 +96,30 @@ TEST_CASE("a slab block freed on its own thread is the next one handed out") {
     cache.deallocate(blocks[2], 200);
 }
 
-TEST_CASE("slabs left empty are kept up to the cache's limit and the rest go back to the kernel, to be reused") {
-    // 12 slabs' worth of 496-byte blocks: the limit (16 MiB) keeps 8 empty slabs.
+TEST_CASE("a cache keeps at most its limit of freed blocks and empty slabs; the other slabs go back to the kernel, and kept memory is reused first") {
+    // 12 slabs' worth of 496-byte blocks, 24 MiB, against a limit of 16 MiB.
     const std::size_t size = 496;
     const std::size_t count = 12 * per_slab(size);
     std::set<const slab*> slabs;
-    std::vector<void*> blocks;
     {
         block_cache cache{0};
         void* first = cache.allocate(size);  // from malloc: it crossed the threshold
-        blocks = take(cache, count, size);
+        std::vector<void*> blocks = take(cache, count, size);
         for (void* b : blocks) slabs.insert(slab::of(b));
         REQUIRE(slabs.size() == 12);
         const std::size_t free_before = slab_region::instance().free_slabs();
         for (void* b : blocks) cache.deallocate(b, size);
-        // All but the current slab are empty: 8 are kept, the others given back.
-        const std::size_t given_back = slab_region::instance().free_slabs() - free_before;
-        REQUIRE(given_back == slabs.size() - 1 - block_cache::limit / slab_bytes);
-        std::size_t decommitted = 0;
-        for (const slab* s : slabs) decommitted += resident_pages(s) == 0;
-        REQUIRE(decommitted == given_back);
 
-        // Taken again, the blocks come from the kept slabs first.
+        const std::size_t given_back = slab_region::instance().free_slabs() - free_before;
+        std::size_t resident = 0;
+        for (const slab* s : slabs) resident += resident_pages(s) != 0;
+        REQUIRE(given_back >= 1);
+        REQUIRE(resident == slabs.size() - given_back);  // a slab given back holds no memory
+        // What is kept: the limit's worth, plus the slab blocks come from and one the
+        // last cached block is in.
+        REQUIRE(resident <= block_cache::limit / slab_bytes + 2);
+
+        // Taken again, the blocks come from kept memory, not from new slabs.
         std::vector<void*> again = take(cache, 8 * per_slab(size), size);
         std::size_t in_old = 0;
         for (void* b : again) in_old += slabs.count(slab::of(b));

@@ -36,10 +36,8 @@ public:
     block_cache(const block_cache&) = delete;
     block_cache& operator=(const block_cache&) = delete;
     ~block_cache() {
-        for (stack& s : free_) {
-            for (std::uint32_t i = 0; i < s.size; ++i) ::operator delete(s.blocks[i]);
-            ::operator delete(s.blocks);
-        }
+        flush();
+        for (stack& s : free_) ::operator delete(s.blocks);
         for (lane& l : lanes_) {
             while (slab* s = l.slabs.pop_front()) {
                 if (s->take_back_remote()) slab_region::instance().release(s);
@@ -51,28 +49,33 @@ public:
 
     void* allocate(std::size_t n) {
         if (n > max_block) return ::operator new(n);
-        std::size_t c = size_class(n);
+        const std::size_t c = class_of(n);
         stack& s = free_[c];
-        if (s.size == 0) return fresh(n, c);
+        if (s.size == 0) return slabs_on_ ? from_slab(c) : from_malloc(c);
         void* b = s.blocks[--s.size];
         // The blocks to go out next are likely cold: start fetching one a few
         // allocations ahead (all of it: a block may span two lines) for the writes
         // that will follow, so that a run of allocations overlaps its misses.
+        const std::size_t size = block_size(c);
         if (s.size >= prefetch_ahead) {
             char* next = static_cast<char*>(s.blocks[s.size - prefetch_ahead]);
             __builtin_prefetch(next, 1);
-            if (block_size(c) > 48) __builtin_prefetch(next + block_size(c) - 1, 1);
+            if (size > 48) __builtin_prefetch(next + size - 1, 1);
         }
-        cached_ -= block_size(c);
+        cached_ -= size;
         return b;
     }
 
     void deallocate(void* p, std::size_t n) noexcept {
         if (n > max_block) return ::operator delete(p);
-        if (slab_region::contains(p)) return free_slab_block(p);
-        std::size_t c = size_class(n);
+        // The stacks hold the kind of block the cache now hands out: a malloc block
+        // freed once slabs are on, or a slab block (from another thread's slab) while
+        // they are off, goes straight back where it came from.
+        const bool from_a_slab = slab_region::contains(p);
+        if (from_a_slab != slabs_on_) return give_back(p, from_a_slab);
+        const std::size_t c = class_of(n);
         stack& s = free_[c];
-        if (cached_ + block_size(c) > limit || (s.size == s.capacity && !s.grow())) return ::operator delete(p);
+        if (retained() + block_size(c) > limit || (s.size == s.capacity && !s.grow())) return give_back(p, from_a_slab);
         cached_ += block_size(c);
         s.blocks[s.size++] = p;
     }
@@ -103,41 +106,53 @@ private:
     };
 
     // The slabs of one block size: `current` hands out blocks; the others are visited
-    // in turn, a few at a time, for blocks freed since.
+    // in turn, a few at a time, for blocks given back since.
     using slab_list = intrusive_list<slab, &slab::links>;
     struct lane {
         slab* current = nullptr;
-        slab* hand = nullptr;  // where the next look for freed blocks starts
+        slab* hand = nullptr;  // where the next look for given-back blocks starts
         slab_list slabs;       // every slab of this size, `current` among them
     };
     static constexpr std::uint32_t visits_per_miss = 8;
 
-    // Class c holds blocks of 16c + 8 bytes: exactly what malloc gives a request of
-    // that size (its chunks are 16-byte multiples with an 8-byte header).
-    static constexpr std::size_t size_class(std::size_t n) noexcept { return n <= 8 ? 0 : (n - 8 + 15) / 16; }
-    static constexpr std::size_t block_size(std::size_t c) noexcept { return 16 * c + 8; }
-    // Lane k holds slab blocks of 16k bytes (16-byte multiples keep every block aligned
-    // as operator new's are).
-    static constexpr std::size_t lane_of(std::size_t n) noexcept { return n <= 16 ? 1 : (n + 15) / 16; }
+    // Size classes. From malloc, class c holds blocks of 16c + 8 bytes: exactly what
+    // malloc gives a request of that size (its chunks are 16-byte multiples with an
+    // 8-byte header). From slabs, class c holds blocks of 16c bytes (16-byte multiples
+    // keep every block aligned as operator new's are).
+    std::size_t class_of(std::size_t n) const noexcept {
+        if (slabs_on_) return n <= 16 ? 1 : (n + 15) / 16;
+        return n <= 8 ? 0 : (n - 8 + 15) / 16;
+    }
+    std::size_t block_size(std::size_t c) const noexcept { return slabs_on_ ? 16 * c : 16 * c + 8; }
 
-    // A block when this size's stack is empty.
-    void* fresh(std::size_t n, std::size_t c) {
-        if (slabs_on_) {
-            lane& l = lanes_[lane_of(n)];
-            if (l.current) {
-                if (void* b = l.current->take()) return b;
-            }
-            if (void* b = from_other_slab(l, lane_of(n))) return b;
-        } else if (malloced_ += block_size(c); malloced_ > arena_after_) {
+    // Bytes held for reuse: cached blocks and empty slabs.
+    std::size_t retained() const noexcept { return cached_ + empty_count_ * slab_bytes; }
+
+    void* from_malloc(std::size_t c) {
+        const std::size_t size = block_size(c);
+        malloced_ += size;
+        if (malloced_ > arena_after_) {
+            // From now on, slabs: the cached malloc blocks go back to malloc, as do the
+            // ones out when they are freed.
+            flush();
             slabs_on_ = true;
         }
-        return ::operator new(block_size(c));
+        return ::operator new(size);
+    }
+
+    void* from_slab(std::size_t c) {
+        lane& l = lanes_[c];
+        if (l.current) {
+            if (void* b = l.current->take()) return b;
+        }
+        if (void* b = from_other_slab(l, c)) return b;
+        return ::operator new(block_size(c));  // no slab to be had: malloc, as before slabs
     }
 
     // `current` is full: take back what other threads freed there, else look for room
     // in a few of the lane's other slabs, visited in turn from where the last look
     // stopped, else in a new slab; null if no slab can be had.
-    void* from_other_slab(lane& l, std::size_t k) noexcept {
+    void* from_other_slab(lane& l, std::size_t c) noexcept {
         if (slab* s = l.current) {
             s->take_back_remote();
             if (s->has_room()) return s->take();
@@ -152,7 +167,7 @@ private:
                 return s->take();
             }
         }
-        slab* s = new_slab(l, k);
+        slab* s = new_slab(l, c);
         if (!s) return nullptr;
         l.current = s;
         return s->take();
@@ -165,20 +180,22 @@ private:
         return n == s ? nullptr : n;
     }
 
-    slab* new_slab(lane& l, std::size_t k) noexcept {
+    slab* new_slab(lane& l, std::size_t c) noexcept {
         void* memory = empty_.pop_front();
         if (memory) {
             --empty_count_;
         } else if (!(memory = slab_region::instance().acquire())) {
             return nullptr;
         }
-        slab* s = new (memory) slab(id_, static_cast<std::uint32_t>(16 * k));
+        slab* s = new (memory) slab(id_, static_cast<std::uint32_t>(16 * c));
         l.slabs.push_back(s);
         if (!l.hand) l.hand = s;
         return s;
     }
 
-    void free_slab_block(void* p) noexcept {
+    // A block the cache does not keep: back to malloc, or to its slab.
+    void give_back(void* p, bool from_a_slab) noexcept {
+        if (!from_a_slab) return ::operator delete(p);
         slab* s = slab::of(p);
         if (s->owner != id_) return free_remote(s, p);
         if (!s->give_back(p)) return;
@@ -187,7 +204,7 @@ private:
         // None of its blocks is out: keep it for reuse, or give it back to the kernel.
         if (l.hand == s) l.hand = after(l, s);
         l.slabs.unlink(s);
-        if (empty_count_ * slab_bytes < limit) {
+        if (retained() + slab_bytes <= limit) {
             empty_.push_back(s);
             ++empty_count_;
         } else {
@@ -195,20 +212,29 @@ private:
         }
     }
 
+    // Gives back every cached block.
+    void flush() noexcept {
+        for (stack& s : free_) {
+            for (std::uint32_t i = 0; i < s.size; ++i) give_back(s.blocks[i], slabs_on_);
+            s.size = 0;
+        }
+        cached_ = 0;
+    }
+
     static std::uint64_t next_id() noexcept {
         static std::atomic<std::uint64_t> ids{0};
         return ids.fetch_add(1, std::memory_order_relaxed) + 1;
     }
 
-    static constexpr std::size_t classes = (max_block - 8 + 15) / 16 + 1;
+    static constexpr std::size_t classes = max_block / 16 + 1;
     stack free_[classes] = {};
-    std::size_t cached_ = 0;  // bytes in cached blocks (the stacks add 8 per block)
+    std::size_t cached_ = 0;    // bytes in cached blocks (the stacks add 8 per block)
     std::size_t malloced_ = 0;  // bytes taken from malloc before slabs were on
     std::size_t arena_after_;
     bool slabs_on_ = false;
     std::uint64_t id_ = next_id();
-    lane lanes_[max_block / 16 + 1] = {};
-    slab_list empty_;  // slabs with no block out, for any size
+    lane lanes_[classes] = {};
+    slab_list empty_;  // slabs with no block out, of any size
     std::size_t empty_count_ = 0;
 };
 

@@ -3,16 +3,20 @@
 //
 // A program that runs many short tasks or callbacks allocates and frees blocks of a
 // few sizes over and over; the cache hands a freed block back out without a trip
-// through malloc, and keeps the memory it reuses warm. Up to `arena_after` bytes of
-// blocks come from malloc, so a small program costs what it did without the cache;
-// past that, blocks come from slabs of transparent huge pages (slab_arena.hpp), where a
-// million frames cost a few hundred page faults and no malloc header each.
+// through malloc, and keeps the memory it reuses warm: freed blocks wait in per-size
+// stacks, last freed first out.
 //
-// Malloc's blocks, once freed, wait in per-size stacks (at most `limit` bytes in all);
-// their size classes follow malloc's chunk sizes (16k + 8 usable bytes), so a cached
-// block costs no more than malloc would. Slab blocks go back to their slab: a slab
-// with none out is kept for reuse (at most `limit` bytes of them) or given back to the
-// kernel. A block freed on another thread than the one that took it is fine either way.
+// Where blocks come from. The first `arena_after` bytes (8 MiB) come from malloc, in
+// its own chunk sizes (16k + 8 usable bytes), so a small program costs what it would
+// without the cache. Past that, they come from 2 MiB slabs of transparent huge pages
+// (slab_arena.hpp), in 16-byte steps: a million frames then cost a few hundred page
+// faults and no malloc header each. The malloc blocks still out go back to malloc.
+//
+// What it keeps. Cached blocks and slabs with no block out together stay under `limit`
+// (16 MiB); past it a block goes back to malloc or to its slab, and an empty slab back
+// to the kernel. A block freed on another thread than the one that took it is cached
+// there like any other; a slab block given back on another thread than its slab's
+// owner goes onto the slab's remote list.
 
 #include <atomic>
 #include <cstddef>
@@ -28,7 +32,9 @@ class block_cache {
 public:
     static constexpr std::size_t max_block = 1024;
     static constexpr std::size_t limit = std::size_t{16} << 20;
-    static constexpr std::size_t default_arena_after = std::size_t{1} << 20;
+    // Below a few slabs' worth, 4 KiB pages cost less memory than 2 MiB ones, and the
+    // page faults slabs would save (2,000 at most, a few milliseconds) matter little.
+    static constexpr std::size_t default_arena_after = std::size_t{8} << 20;
     static constexpr std::uint32_t prefetch_ahead = 8;
 
     // `arena_after`: bytes of blocks taken from malloc before slabs are used.

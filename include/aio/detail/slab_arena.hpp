@@ -108,8 +108,7 @@ public:
     // Whether `p` lies in a slab. Cheap, and safe on any thread at any time: the range
     // is published once and never changes.
     static bool contains(const void* p) noexcept {
-        const auto a = reinterpret_cast<std::uintptr_t>(p);
-        return a - begin_.load(std::memory_order_relaxed) < size_.load(std::memory_order_relaxed);
+        return reinterpret_cast<std::uintptr_t>(p) - begin_.load(std::memory_order_relaxed) < reserve_bytes;
     }
 
     // A slab's worth of read-write memory, 2 MiB aligned and asking for huge pages, or
@@ -171,12 +170,12 @@ private:
         ::munmap(reinterpret_cast<void*>(aligned + reserve_bytes), a + slab_bytes - aligned);
         base_ = reinterpret_cast<char*>(aligned);
         begin_.store(aligned, std::memory_order_relaxed);
-        size_.store(reserve_bytes, std::memory_order_relaxed);
         return true;
     }
 
-    static inline std::atomic<std::uintptr_t> begin_{0};
-    static inline std::atomic<std::size_t> size_{0};
+    // Until the range is reserved, the top of the address space, where no user pointer
+    // lies: `contains` is then one load and one compare.
+    static inline std::atomic<std::uintptr_t> begin_{std::uintptr_t{0} - reserve_bytes};
     std::mutex mutex_;
     char* base_ = nullptr;
     bool failed_ = false;

@@ -6,11 +6,10 @@
 // through malloc, and keeps the memory it reuses warm: freed blocks wait in per-size
 // stacks, last freed first out.
 //
-// Where blocks come from. The first `arena_after` bytes (8 MiB) come from malloc, in
-// its own chunk sizes (16k + 8 usable bytes), so a small program costs what it would
-// without the cache. Past that, they come from 2 MiB slabs of transparent huge pages
-// (slab_arena.hpp), in 16-byte steps: a million frames then cost a few hundred page
-// faults and no malloc header each. The malloc blocks still out go back to malloc.
+// Where blocks come from. The first `arena_after` bytes (8 MiB) come from malloc, so a
+// small program costs what it would without the cache. Past that, new blocks come from
+// 2 MiB slabs of transparent huge pages (slab_arena.hpp): a million frames then cost a
+// few hundred page faults and no malloc header each. Both kinds share the stacks.
 //
 // What it keeps. Cached blocks and slabs with no block out together stay under `limit`
 // (16 MiB); past it a block goes back to malloc or to its slab, and an empty slab back
@@ -42,8 +41,10 @@ public:
     block_cache(const block_cache&) = delete;
     block_cache& operator=(const block_cache&) = delete;
     ~block_cache() {
-        flush();
-        for (stack& s : free_) ::operator delete(s.blocks);
+        for (stack& s : free_) {
+            for (std::uint32_t i = 0; i < s.size; ++i) give_back(s.blocks[i]);
+            ::operator delete(s.blocks);
+        }
         for (lane& l : lanes_) {
             while (slab* s = l.slabs.pop_front()) {
                 if (s->take_back_remote()) slab_region::instance().release(s);
@@ -55,43 +56,37 @@ public:
 
     void* allocate(std::size_t n) {
         if (n > max_block) return ::operator new(n);
-        const std::size_t c = class_of(n);
+        const std::size_t c = size_class(n);
         stack& s = free_[c];
         if (s.size == 0) return slabs_on_ ? from_slab(c) : from_malloc(c);
         void* b = s.blocks[--s.size];
         // The blocks to go out next are likely cold: start fetching one a few
         // allocations ahead (all of it: a block may span two lines) for the writes
         // that will follow, so that a run of allocations overlaps its misses.
-        const std::size_t size = block_size(c);
         if (s.size >= prefetch_ahead) {
             char* next = static_cast<char*>(s.blocks[s.size - prefetch_ahead]);
             __builtin_prefetch(next, 1);
-            if (size > 48) __builtin_prefetch(next + size - 1, 1);
+            if (block_size(c) > 48) __builtin_prefetch(next + block_size(c) - 1, 1);
         }
-        cached_ -= size;
+        retained_ -= block_size(c);
         return b;
     }
 
     void deallocate(void* p, std::size_t n) noexcept {
         if (n > max_block) return ::operator delete(p);
-        // The stacks hold the kind of block the cache now hands out: a malloc block
-        // freed once slabs are on, or a slab block (from another thread's slab) while
-        // they are off, goes straight back where it came from.
-        const bool from_a_slab = slab_region::contains(p);
-        if (from_a_slab != slabs_on_) return give_back(p, from_a_slab);
-        const std::size_t c = class_of(n);
+        const std::size_t c = size_class(n);
         stack& s = free_[c];
-        if (retained() + block_size(c) > limit || (s.size == s.capacity && !s.grow())) return give_back(p, from_a_slab);
-        cached_ += block_size(c);
+        if (retained_ + block_size(c) > limit || (s.size == s.capacity && !s.grow())) return give_back(p);
+        retained_ += block_size(c);
         s.blocks[s.size++] = p;
     }
 
-    // Whether blocks now come from slabs.
+    // Whether new blocks now come from slabs.
     bool uses_slabs() const noexcept { return slabs_on_; }
 
 private:
-    // The freed blocks of one size, last freed first out. An array rather than a list
-    // threaded through the blocks: handing out a block then reads no cold memory,
+    // The freed blocks of one size class, last freed first out. An array rather than a
+    // list threaded through the blocks: handing out a block then reads no cold memory,
     // where a list must read the block (a cache miss, when blocks are freed in another
     // order than they were taken, as timers are) to find the next one.
     struct stack {
@@ -121,44 +116,33 @@ private:
     };
     static constexpr std::uint32_t visits_per_miss = 8;
 
-    // Size classes. From malloc, class c holds blocks of 16c + 8 bytes: exactly what
-    // malloc gives a request of that size (its chunks are 16-byte multiples with an
-    // 8-byte header). From slabs, class c holds blocks of 16c bytes (16-byte multiples
-    // keep every block aligned as operator new's are).
-    std::size_t class_of(std::size_t n) const noexcept {
-        if (slabs_on_) return n <= 16 ? 1 : (n + 15) / 16;
-        return n <= 8 ? 0 : (n - 8 + 15) / 16;
-    }
-    std::size_t block_size(std::size_t c) const noexcept { return slabs_on_ ? 16 * c : 16 * c + 8; }
-
-    // Bytes held for reuse: cached blocks and empty slabs.
-    std::size_t retained() const noexcept { return cached_ + empty_count_ * slab_bytes; }
+    // Class c holds blocks of at least 8c bytes: from malloc, `operator new(8c)` (for
+    // which malloc hands out what a request of the block's own size would get); from a
+    // slab, 8c rounded up to 16 (16-byte multiples keep every block aligned as operator
+    // new's are). Frames are multiples of 8 bytes, so a frame's class fits it exactly.
+    static constexpr std::size_t size_class(std::size_t n) noexcept { return n == 0 ? 1 : (n + 7) / 8; }
+    static constexpr std::size_t block_size(std::size_t c) noexcept { return 8 * c; }
+    static constexpr std::size_t slab_block_size(std::size_t c) noexcept { return (8 * c + 15) / 16 * 16; }
 
     void* from_malloc(std::size_t c) {
-        const std::size_t size = block_size(c);
-        malloced_ += size;
-        if (malloced_ > arena_after_) {
-            // From now on, slabs: the cached malloc blocks go back to malloc, as do the
-            // ones out when they are freed.
-            flush();
-            slabs_on_ = true;
-        }
-        return ::operator new(size);
+        malloced_ += block_size(c);
+        if (malloced_ > arena_after_) slabs_on_ = true;  // from the next block on
+        return ::operator new(block_size(c));
     }
 
     void* from_slab(std::size_t c) {
-        lane& l = lanes_[c];
+        lane& l = lanes_[slab_block_size(c) / 16];
         if (l.current) {
             if (void* b = l.current->take()) return b;
         }
-        if (void* b = from_other_slab(l, c)) return b;
+        if (void* b = from_other_slab(l)) return b;
         return ::operator new(block_size(c));  // no slab to be had: malloc, as before slabs
     }
 
     // `current` is full: take back what other threads freed there, else look for room
     // in a few of the lane's other slabs, visited in turn from where the last look
     // stopped, else in a new slab; null if no slab can be had.
-    void* from_other_slab(lane& l, std::size_t c) noexcept {
+    void* from_other_slab(lane& l) noexcept {
         if (slab* s = l.current) {
             s->take_back_remote();
             if (s->has_room()) return s->take();
@@ -173,7 +157,7 @@ private:
                 return s->take();
             }
         }
-        slab* s = new_slab(l, c);
+        slab* s = new_slab(l);
         if (!s) return nullptr;
         l.current = s;
         return s->take();
@@ -186,22 +170,22 @@ private:
         return n == s ? nullptr : n;
     }
 
-    slab* new_slab(lane& l, std::size_t c) noexcept {
+    slab* new_slab(lane& l) noexcept {
         void* memory = empty_.pop_front();
         if (memory) {
-            --empty_count_;
+            retained_ -= slab_bytes;
         } else if (!(memory = slab_region::instance().acquire())) {
             return nullptr;
         }
-        slab* s = new (memory) slab(id_, static_cast<std::uint32_t>(16 * c));
+        slab* s = new (memory) slab(id_, static_cast<std::uint32_t>(16 * (&l - lanes_)));
         l.slabs.push_back(s);
         if (!l.hand) l.hand = s;
         return s;
     }
 
     // A block the cache does not keep: back to malloc, or to its slab.
-    void give_back(void* p, bool from_a_slab) noexcept {
-        if (!from_a_slab) return ::operator delete(p);
+    void give_back(void* p) noexcept {
+        if (!slab_region::contains(p)) return ::operator delete(p);
         slab* s = slab::of(p);
         if (s->owner != id_) return free_remote(s, p);
         if (!s->give_back(p)) return;
@@ -210,21 +194,12 @@ private:
         // None of its blocks is out: keep it for reuse, or give it back to the kernel.
         if (l.hand == s) l.hand = after(l, s);
         l.slabs.unlink(s);
-        if (retained() + slab_bytes <= limit) {
+        if (retained_ + slab_bytes <= limit) {
             empty_.push_back(s);
-            ++empty_count_;
+            retained_ += slab_bytes;
         } else {
             slab_region::instance().release(s);
         }
-    }
-
-    // Gives back every cached block.
-    void flush() noexcept {
-        for (stack& s : free_) {
-            for (std::uint32_t i = 0; i < s.size; ++i) give_back(s.blocks[i], slabs_on_);
-            s.size = 0;
-        }
-        cached_ = 0;
     }
 
     static std::uint64_t next_id() noexcept {
@@ -232,16 +207,15 @@ private:
         return ids.fetch_add(1, std::memory_order_relaxed) + 1;
     }
 
-    static constexpr std::size_t classes = max_block / 16 + 1;
+    static constexpr std::size_t classes = max_block / 8 + 1;
     stack free_[classes] = {};
-    std::size_t cached_ = 0;    // bytes in cached blocks (the stacks add 8 per block)
+    std::size_t retained_ = 0;  // bytes kept for reuse: cached blocks and empty slabs (the stacks add 8 per block)
     std::size_t malloced_ = 0;  // bytes taken from malloc before slabs were on
     std::size_t arena_after_;
     bool slabs_on_ = false;
     std::uint64_t id_ = next_id();
-    lane lanes_[classes] = {};
+    lane lanes_[max_block / 16 + 1] = {};
     slab_list empty_;  // slabs with no block out, of any size
-    std::size_t empty_count_ = 0;
 };
 
 // The calling thread's cache; after the thread has begun to exit, none (plain new/delete).

@@ -124,13 +124,15 @@ private:
     static constexpr std::size_t block_size(std::size_t c) noexcept { return 8 * c; }
     static constexpr std::size_t slab_block_size(std::size_t c) noexcept { return (8 * c + 15) / 16 * 16; }
 
-    void* from_malloc(std::size_t c) {
+    // The paths past an empty or full stack stay out of line, so that allocate and
+    // deallocate stay small enough to inline into every frame's operator new and delete.
+    [[gnu::noinline]] void* from_malloc(std::size_t c) {
         malloced_ += block_size(c);
         if (malloced_ > arena_after_) slabs_on_ = true;  // from the next block on
         return ::operator new(block_size(c));
     }
 
-    void* from_slab(std::size_t c) {
+    [[gnu::noinline]] void* from_slab(std::size_t c) {
         lane& l = lanes_[slab_block_size(c) / 16];
         if (l.current) {
             if (void* b = l.current->take()) return b;
@@ -184,7 +186,7 @@ private:
     }
 
     // A block the cache does not keep: back to malloc, or to its slab.
-    void give_back(void* p) noexcept {
+    [[gnu::noinline]] void give_back(void* p) noexcept {
         if (!slab_region::contains(p)) return ::operator delete(p);
         slab* s = slab::of(p);
         if (s->owner != id_) return free_remote(s, p);
@@ -245,18 +247,28 @@ inline constexpr bool bypass_block_cache = false;
 inline constexpr bool bypass_block_cache = false;
 #endif
 
-inline void* allocate_block(std::size_t n) {
+// Called from every frame's operator new and delete: always inlined (the compiler's own
+// estimate would call them out of line in some frames, at some 20 instructions a call).
+[[gnu::always_inline]] inline void* allocate_block(std::size_t n) {
     if constexpr (bypass_block_cache) return ::operator new(n);
     block_cache* cache = thread_block_cache();
     return cache ? cache->allocate(n) : ::operator new(n);
 }
 
-inline void deallocate_block(void* p, std::size_t n) noexcept {
+// A block freed on a thread whose cache is gone (or never came): to its slab or to malloc.
+[[gnu::noinline]] inline void deallocate_uncached(void* p, std::size_t n) noexcept {
+    if (n <= block_cache::max_block && slab_region::contains(p)) free_remote(slab::of(p), p);
+    else ::operator delete(p);
+}
+
+[[gnu::always_inline]] inline void deallocate_block(void* p, std::size_t n) noexcept {
     if constexpr (bypass_block_cache) return ::operator delete(p);
     block_cache* cache = thread_block_cache();
     if (cache) cache->deallocate(p, n);
-    else if (n <= block_cache::max_block && slab_region::contains(p)) free_remote(slab::of(p), p);
-    else ::operator delete(p);
+    else deallocate_uncached(p, n);
 }
+
+// The same, out of line, for rare paths (a zombie's frame), which it keeps small.
+[[gnu::noinline]] inline void deallocate_block_out_of_line(void* p, std::size_t n) noexcept { deallocate_block(p, n); }
 
 }  // namespace aio::detail

@@ -56,7 +56,7 @@ inline void task_state::release() noexcept {
     void* frame = reinterpret_cast<char*>(this) - frame_offset_;
     const std::size_t size = frame_size_;
     this->~task_state();
-    deallocate_block(frame, size);
+    deallocate_block_out_of_line(frame, size);
 }
 
 }  // namespace aio::detail

@@ -54,11 +54,11 @@ public:
         while (slab* s = empty_.pop_front()) slab_region::instance().release(s);
     }
 
-    void* allocate(std::size_t n) {
+    [[gnu::always_inline]] void* allocate(std::size_t n) {
         if (n > max_block) return ::operator new(n);
         const std::size_t c = size_class(n);
         stack& s = free_[c];
-        if (s.size == 0) return slabs_on_ ? from_slab(c) : from_malloc(c);
+        if (s.size == 0) return fresh(c);
         void* b = s.blocks[--s.size];
         // The blocks to go out next are likely cold: start fetching one a few
         // allocations ahead (all of it: a block may span two lines) for the writes
@@ -72,7 +72,7 @@ public:
         return b;
     }
 
-    void deallocate(void* p, std::size_t n) noexcept {
+    [[gnu::always_inline]] void deallocate(void* p, std::size_t n) noexcept {
         if (n > max_block) return ::operator delete(p);
         const std::size_t c = size_class(n);
         stack& s = free_[c];
@@ -126,13 +126,15 @@ private:
 
     // The paths past an empty or full stack stay out of line, so that allocate and
     // deallocate stay small enough to inline into every frame's operator new and delete.
-    [[gnu::noinline]] void* from_malloc(std::size_t c) {
+    [[gnu::noinline]] void* fresh(std::size_t c) { return slabs_on_ ? from_slab(c) : from_malloc(c); }
+
+    void* from_malloc(std::size_t c) {
         malloced_ += block_size(c);
         if (malloced_ > arena_after_) slabs_on_ = true;  // from the next block on
         return ::operator new(block_size(c));
     }
 
-    [[gnu::noinline]] void* from_slab(std::size_t c) {
+    void* from_slab(std::size_t c) {
         lane& l = lanes_[slab_block_size(c) / 16];
         if (l.current) {
             if (void* b = l.current->take()) return b;
@@ -247,8 +249,9 @@ inline constexpr bool bypass_block_cache = false;
 inline constexpr bool bypass_block_cache = false;
 #endif
 
-// Called from every frame's operator new and delete: always inlined (the compiler's own
-// estimate would call them out of line in some frames, at some 20 instructions a call).
+// Called from every frame's and callback's operator new and delete: always inlined, as
+// are the cache's own allocate and deallocate (the compiler's estimate would call them
+// out of line in some callers, at some 20 instructions a call).
 [[gnu::always_inline]] inline void* allocate_block(std::size_t n) {
     if constexpr (bypass_block_cache) return ::operator new(n);
     block_cache* cache = thread_block_cache();

@@ -51,8 +51,8 @@ template <class T>
 class promise_base : public task_state {
 public:
     // Frames come from the thread's block cache (see block_cache.hpp).
-    static void* operator new(std::size_t size) { return allocate_block(size); }
-    static void operator delete(void* frame, std::size_t size) noexcept {
+    [[gnu::always_inline]] static void* operator new(std::size_t size) { return allocate_block(size); }
+    [[gnu::always_inline]] static void operator delete(void* frame, std::size_t size) noexcept {
         if (!task_state::keep_as_zombie(frame, size)) deallocate_block(frame, size);
     }
 

@@ -118,7 +118,6 @@ public:
     bool has_waiting() const noexcept { return first_waiting_ != nullptr; }
     // The oldest waiter has been woken and has not resumed yet.
     bool head_woken() const noexcept { return !line_.empty() && line_.front() != first_waiting_; }
-    std::size_t size() const noexcept { return size_; }
 
     // Wakes the oldest waiting node (asyncio: set_result on the first future that is
     // not done); false when none waits.
@@ -151,20 +150,17 @@ private:
         line_.push_back(w);
         if (!first_waiting_) first_waiting_ = w;
         w->queue_ = this;
-        ++size_;
     }
     void unlink(sync_waiter* w) noexcept {
         if (first_waiting_ == w) first_waiting_ = line_.next(w);
         line_.unlink(w);
         w->queue_ = nullptr;
-        --size_;
         if (line_.empty()) loop_ = nullptr;
     }
 
     intrusive_list<sync_waiter, &sync_waiter::links_> line_;  // woken nodes first, then waiting ones
     sync_waiter* first_waiting_ = nullptr;  // the first node not yet woken; woken ones precede it
     loop_core* loop_ = nullptr;              // the loop of the waiting tasks, while any wait
-    std::size_t size_ = 0;
 };
 
 inline sync_waiter::~sync_waiter() {

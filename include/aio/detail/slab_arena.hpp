@@ -100,9 +100,12 @@ class slab_region {
 public:
     static constexpr std::size_t reserve_bytes = std::size_t{64} << 30;  // 32,768 slabs
 
+    // Never destroyed: a frame freed during or after static destruction (a global
+    // object's, another thread's) may still give back a slab.
     static slab_region& instance() noexcept {
-        static slab_region region;
-        return region;
+        alignas(slab_region) static unsigned char storage[sizeof(slab_region)];
+        static slab_region* const region = new (storage) slab_region;
+        return *region;
     }
 
     // Whether `p` lies in a slab. Cheap, and safe on any thread at any time: the range

@@ -130,20 +130,30 @@ inline task_state* current_task_state() noexcept {
     return running_loop ? running_loop->current : nullptr;
 }
 
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_not_in_task(const char* what) {
+    throw aio::runtime_error(std::string(what) + " must be awaited inside a task run by an aio event loop");
+}
+
 // For an awaiter about to suspend: the running task, or a clear error.
 inline task_state& suspending_task(const char* what) {
     task_state* t = current_task_state();
-    if (!t) throw aio::runtime_error(std::string(what) + " must be awaited inside a task run by an aio event loop");
+    if (!t) [[unlikely]]
+        throw_not_in_task(what);
     return *t;
+}
+
+// The throwing half of throw_if_cancel_pending, out of line: the check stays small
+// enough to inline into every awaiter's await_resume.
+[[gnu::cold, gnu::noinline]] inline void throw_pending_cancellation(task_state* t) {
+    t->must_cancel_ = false;
+    throw cancellation_of(t);
 }
 
 // Delivers a cancel() that arrived while the task was ready to run (asyncio's
 // _must_cancel): the awaiter that resumes throws instead of returning.
 inline void throw_if_cancel_pending(task_state* t) {
-    if (t && t->must_cancel_) {
-        t->must_cancel_ = false;
-        throw cancellation_of(t);
-    }
+    if (t && t->must_cancel_) [[unlikely]]
+        throw_pending_cancellation(t);
 }
 
 }  // namespace aio::detail

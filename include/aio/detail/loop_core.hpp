@@ -271,8 +271,11 @@ public:
     bool stopping = false;
 
 private:
+    // The paths run_once takes only now and then are kept out of line, so that the
+    // loop's common path (run what is ready) stays small.
+
     // Waits for the next deadline (no_deadline: for I/O or a wake-up only).
-    void block(std::int64_t deadline) {
+    [[gnu::noinline]] void block(std::int64_t deadline) {
         if (manual_clock* m = clock_.manual(); m && deadline != poller::no_deadline) [[unlikely]] {
             m->advance_to(deadline);  // simulated time: jump to the timer instead of waiting
             if (multiplexer.registrations() != 0) poll(poller::no_deadline, false);
@@ -291,7 +294,7 @@ private:
         inbox_.woke();
     }
 
-    void poll(std::int64_t deadline, bool wait) {
+    [[gnu::noinline]] void poll(std::int64_t deadline, bool wait) {
         multiplexer.wait(
             deadline, wait, [this](std::size_t n) { ready.reserve(n); },
             [this](io_node* node, std::uint32_t events) noexcept {
@@ -305,12 +308,12 @@ private:
         inbox_.drain([](std::size_t) noexcept {}, [&](inbox_node* node) noexcept { discard(node); });
     }
 
-    void take_posted() {
+    [[gnu::noinline]] void take_posted() {
         inbox_.drain([this](std::size_t n) { ready.reserve(n); },
                      [this](inbox_node* node) noexcept { node->queued_at = ready.push(entry_of<ready_item>(node, tag_item)); });
     }
 
-    void interrupt() noexcept {
+    [[gnu::noinline]] void interrupt() noexcept {
         sigint_pending = 0;
         if (!interrupt_target->done()) interrupt_target->cancel();
     }

@@ -190,6 +190,7 @@ private:
     friend void forget_hook(task_state*, cancel_hook&) noexcept;
     friend void suspend_sleeping(task_state&, std::coroutine_handle<>, sleep_node&, std::int64_t);
     friend void throw_if_cancel_pending(task_state*);
+    friend void throw_pending_cancellation(task_state*);
     friend sleep_node* sleep_node_of(const task_state&) noexcept;
 };
 

@@ -142,11 +142,13 @@ inline task_state& suspending_task(const char* what) {
     return *t;
 }
 
-// The throwing half of throw_if_cancel_pending, out of line: the check stays small
-// enough to inline into every awaiter's await_resume.
+// Throws `t`'s cancellation. Out of line, as are the other throws on an awaiter's
+// path: the checks before them stay small enough to inline into every await_resume.
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_cancellation_of(task_state* t) { throw cancellation_of(t); }
+
 [[gnu::cold, gnu::noinline]] inline void throw_pending_cancellation(task_state* t) {
     t->must_cancel_ = false;
-    throw cancellation_of(t);
+    throw_cancellation_of(t);
 }
 
 // Delivers a cancel() that arrived while the task was ready to run (asyncio's

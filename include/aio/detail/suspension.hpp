@@ -60,8 +60,6 @@ inline bool cancel_pending(const task_state* t) noexcept { return t && t->must_c
 
 // The first step of await_resume: throws the cancellation due at `t`, if any, then the
 // hook's (`hook_ran`). One cancellation gives one error.
-[[noreturn, gnu::cold, gnu::noinline]] inline void throw_cancellation_of(task_state* t) { throw cancellation_of(t); }
-
 inline void resumed(task_state* t, bool hook_ran = false) {
     throw_if_cancel_pending(t);
     if (hook_ran) [[unlikely]]

@@ -85,12 +85,13 @@ TEST_CASE("nodes posted by many threads at once all arrive, each thread's in its
 TEST_CASE("only the first post after the loop said it will sleep asks for a wake-up") {
     inbox box;
     numbered a, b, c;
-    REQUIRE_FALSE(box.post(&a));  // the loop is not asleep: no wake-up
-    REQUIRE_FALSE(box.prepare_to_sleep());  // something is posted: do not sleep
+    using posted = inbox::posted;
+    REQUIRE(box.post(&a) == posted::queued);  // the loop is not asleep: no wake-up
+    REQUIRE_FALSE(box.prepare_to_sleep());    // something is posted: do not sleep
     drain_all(box);
     REQUIRE(box.prepare_to_sleep());
-    REQUIRE(box.post(&b));        // the loop may be asleep: wake it
-    REQUIRE_FALSE(box.post(&c));  // it has been woken already: coalesced
+    REQUIRE(box.post(&b) == posted::queued_wake);  // the loop may be asleep: wake it
+    REQUIRE(box.post(&c) == posted::queued);       // it has been woken already: coalesced
     box.woke();
     REQUIRE(drain_all(box).size() == 2);
 }
@@ -110,6 +111,42 @@ TEST_CASE("nodes drained when there was no room to queue them are kept, in order
     box.post(&later);
     taken = drain_all(box);
     REQUIRE(taken == std::vector<numbered*>{&nodes[0], &nodes[1], &nodes[2], &later});
+}
+
+TEST_CASE("a closed inbox hands what it held to close() and refuses every later post") {
+    inbox box;
+    numbered a, b, late;
+    box.post(&a);
+    box.post(&b);
+    std::vector<numbered*> discarded;
+    box.close([&](inbox_node* node) noexcept { discarded.push_back(static_cast<numbered*>(node)); });
+    REQUIRE(discarded == std::vector<numbered*>{&a, &b});
+    REQUIRE(box.closed());
+    REQUIRE(box.post(&late) == inbox::posted::refused);
+    REQUIRE(drain_all(box).empty());
+    box.close([&](inbox_node*) noexcept { FAIL("closed twice"); });
+}
+
+TEST_CASE("posts racing close() are each either discarded by it or refused, never lost") {
+    constexpr int threads = 4;
+    constexpr int per_thread = 20'000;
+    inbox box;
+    std::vector<std::vector<numbered>> nodes(threads, std::vector<numbered>(per_thread));
+    std::atomic<int> refused{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> posters;
+    for (int t = 0; t < threads; ++t)
+        posters.emplace_back([&, t] {
+            while (!go.load()) std::this_thread::yield();
+            for (auto& n : nodes[t])
+                if (box.post(&n) == inbox::posted::refused) refused.fetch_add(1);
+        });
+    go = true;
+    std::size_t taken = drain_all(box).size();
+    std::size_t discarded = 0;
+    box.close([&](inbox_node*) noexcept { ++discarded; });
+    for (auto& p : posters) p.join();
+    REQUIRE(taken + discarded + static_cast<std::size_t>(refused.load()) == std::size_t{threads} * per_thread);
 }
 
 TEST_CASE("a loop runs what other threads post to it, in the iteration after it arrives, and wakes for it") {

@@ -6,20 +6,27 @@
 // it. aio::get_running_loop() reaches the loop from inside a task.
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "detail/callback_node.hpp"
 #include "detail/done_step.hpp"
+#include "detail/executor_call.hpp"
 #include "detail/loop_core.hpp"
+#include "detail/posted_call.hpp"
 #include "detail/thread_check.hpp"
 #include "errors.hpp"
 #include "exception_context.hpp"
+#include "executor.hpp"
 #include "handle.hpp"
 #include "task.hpp"
 #include "task_handle.hpp"
+#include "thread_pool.hpp"
 
 namespace aio {
 
@@ -39,7 +46,7 @@ public:
     // tests and simulations; the clock must outlive the loop.
     explicit event_loop(detail::manual_clock& clock) : core_(*this, &clock) {}
     // Closes the loop if it is still open (see close()).
-    ~event_loop() = default;
+    ~event_loop() { release_default_executor(); }
     event_loop(const event_loop&) = delete;
     event_loop& operator=(const event_loop&) = delete;
 
@@ -58,7 +65,16 @@ public:
 
     // Cancels what never ran and destroys the frame of every task still pending (or
     // leaves it to the last handle that refers to it). Throws while running.
-    void close() { core_.close(); }
+    //
+    // The default executor goes first: close() waits for the jobs it is running (a
+    // worker must not outlive the pool it belongs to; asyncio's close() does not wait,
+    // and its interpreter joins the workers at exit instead). aio::run has already
+    // done that through shutdown_default_executor(), with a time limit.
+    void close() {
+        if (core_.running) throw aio::runtime_error("Cannot close a running event loop");
+        release_default_executor();
+        core_.close();
+    }
 
     bool is_running() const noexcept { return core_.running; }
     bool is_closed() const noexcept { return core_.closed; }
@@ -112,6 +128,89 @@ public:
         return task_handle<T>(&p);
     }
 
+    // --- other threads
+
+    // Any thread: f() runs on the loop's thread, in the iteration after it arrives,
+    // after whatever the same thread posted before (asyncio's call_soon_threadsafe).
+    // From the loop's own thread it is call_soon. A loop asleep in its poller is woken;
+    // posts that arrive while it is busy cost no wake-up. Throws aio::runtime_error once the loop is closed. An exception from f
+    // goes to the exception handler. Unlike asyncio's, it returns no handle: a handle
+    // would be shared by two threads.
+    template <class F>
+        requires std::is_invocable_v<std::decay_t<F>&>
+    void call_soon_threadsafe(F&& f) {
+        if (detail::running_loop == &core_) {  // from the loop's own thread: call_soon, in order with it
+            call_soon(std::forward<F>(f));
+            return;
+        }
+        auto* node = new detail::posted_call<std::decay_t<F>>(core_, std::forward<F>(f));
+        if (!core_.post(node)) {
+            delete node;
+            throw aio::runtime_error("Event loop is closed");
+        }
+    }
+
+    // co_await loop.run_in_executor(executor, f, args...): f(args...) runs through
+    // `executor` (nullptr: the loop's default executor, as asyncio's None), and the
+    // awaiting task gets its value (what f returns, by value) or its exception. The
+    // job is submitted at once, as asyncio's is; the task returned only waits for it,
+    // and can be awaited, gathered or spawned like any other (once). The arguments
+    // are copied or moved into the job. Cancelling the awaiting task ends the await
+    // at once, with cancelled_error; the job runs on to its end on its worker and its
+    // result is dropped. `executor` must outlive the job. On the loop's thread.
+    template <executor E, class F, class... A>
+        requires std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>
+    task<detail::executor_result_t<F, A...>> run_in_executor(E& executor, F&& f, A&&... args) {
+        detail::check_loop_thread(&core_, "aio::event_loop::run_in_executor()");
+        using result = detail::executor_result_t<F, A...>;
+        return detail::awaiting_call<result>(
+            detail::executor_awaiter<result>(core_, executor, std::forward<F>(f), std::forward<A>(args)...));
+    }
+    template <class F, class... A>
+        requires std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>
+    task<detail::executor_result_t<F, A...>> run_in_executor(std::nullptr_t, F&& f, A&&... args) {
+        return run_in_executor(default_executor(), std::forward<F>(f), std::forward<A>(args)...);
+    }
+
+    // The pool behind run_in_executor(nullptr, ...) and aio::to_thread, started on first
+    // use: thread_pool::default_max_workers() workers at most. Throws
+    // aio::runtime_error once shutdown_default_executor() has been called.
+    thread_pool& default_executor() {
+        if (executor_shut_down_) throw aio::runtime_error("Executor shutdown has been called");
+        core_.check_open();
+        if (!default_executor_) default_executor_ = std::make_unique<thread_pool>();
+        return *default_executor_;
+    }
+
+    // asyncio's shutdown_default_executor: refuses new jobs, waits for the running ones
+    // up to `timeout` (the loop goes on running meanwhile), then joins the workers and
+    // destroys the pool. Past the timeout it reports, through the exception handler,
+    // which tasks' jobs are still running, and then waits for them after all: a worker
+    // must not outlive its pool. aio::run calls it with the default 300 s.
+    task<> shutdown_default_executor(std::chrono::nanoseconds timeout = std::chrono::seconds(300)) {
+        detail::check_loop_thread(&core_, "aio::event_loop::shutdown_default_executor()");
+        if (executor_shut_down_) co_return;
+        executor_shut_down_ = true;
+        if (!default_executor_) co_return;
+        thread_pool* pool = default_executor_.get();
+        joiner_thread joiner{executor_joiner_};
+        detail::executor_awaiter<bool> joining(core_, joiner, [pool, timeout] { return pool->join_for(timeout); });
+        const bool joined = co_await std::move(joining);
+        if (!joined) {
+            std::string who;
+            for (const std::string& origin : pool->running_origins()) who += (who.empty() ? "" : ", ") + origin;
+            const auto seconds = std::chrono::duration<double>(timeout).count();
+            core_.report({"The default executor did not finish joining its threads within " + std::to_string(seconds) +
+                              " seconds; still running: jobs of " + (who.empty() ? std::string("(none)") : who),
+                          nullptr,
+                          {}});
+            detail::executor_awaiter<void> waiting(core_, joiner, [pool] { pool->shutdown(true); });
+            co_await std::move(waiting);
+        }
+        if (executor_joiner_.joinable()) executor_joiner_.join();
+        default_executor_.reset();
+    }
+
     // Replaces the default handler (one line on stderr); an empty function restores it.
     void set_exception_handler(exception_handler handler) { core_.handler = std::move(handler); }
     exception_handler get_exception_handler() const { return core_.handler; }
@@ -122,7 +221,27 @@ public:
 
 private:
     friend struct detail::loop_access;
+
+    // Runs each job on a thread of its own, one at a time: shutdown_default_executor's
+    // wait for the pool, off the loop's thread.
+    struct joiner_thread {
+        std::thread& thread;
+        void submit(job j) {
+            if (thread.joinable()) thread.join();
+            thread = std::thread(std::move(j));
+        }
+    };
+
+    // Waits for the default executor's jobs and workers (and for a shutdown's joiner).
+    void release_default_executor() noexcept {
+        if (executor_joiner_.joinable()) executor_joiner_.join();
+        default_executor_.reset();
+    }
+
     detail::loop_core core_{*this};
+    std::unique_ptr<thread_pool> default_executor_;
+    std::thread executor_joiner_;
+    bool executor_shut_down_ = false;
 };
 
 namespace detail {

@@ -46,7 +46,9 @@ inline void cancel_all_tasks(loop_core& loop) {
 
 // Runs `main` on a fresh event loop and returns its value or rethrows its exception.
 // When main ends, the tasks still pending are cancelled and run until they have
-// finished (their errors go to the exception handler), then the loop is closed.
+// finished (their errors go to the exception handler), the default executor is shut
+// down (shutdown_default_executor: its running jobs get 300 s before they are
+// reported, and are then waited for all the same), then the loop is closed.
 // Throws aio::runtime_error when called while a loop runs on this thread.
 //
 // Ctrl-C: on the main thread, while SIGINT has its default action, the first SIGINT
@@ -64,6 +66,7 @@ T run(task<T> main) {
         core.interrupt_target = nullptr;
         try {
             detail::cancel_all_tasks(core);
+            loop.run_until_complete(loop.shutdown_default_executor());
         } catch (...) {
             if (!quietly) {
                 loop.close();

@@ -115,6 +115,8 @@ public:
         }
     };
     signal_waker waker() const noexcept { return {wake_fd_}; }
+    // The eventfd wake() writes (for a mailbox's duplicate of it).
+    int wake_fd() const noexcept { return wake_fd_; }
 
     // While a loop runs, its thread asks for timer wake-ups without the kernel's
     // default 50 µs slack (the one-shot timerfd is subject to it on recent kernels);

@@ -18,6 +18,10 @@
 // Dekker's: the loop publishes `sleeping` and then checks the stack; a poster
 // publishes its node and then checks `sleeping` (both sequentially consistent), so at
 // least one of them sees the other and no post is left sleeping.
+//
+// Closing is one exchange too: close() swaps the stack for a marker that every later
+// post sees in its compare-and-swap, so a node is either taken by close() (which
+// discards it) or refused (its poster keeps it): none is left behind in a closed inbox.
 
 #include <atomic>
 #include <cstddef>
@@ -36,13 +40,23 @@ public:
     inbox(const inbox&) = delete;
     inbox& operator=(const inbox&) = delete;
 
-    // Any thread. True when the caller must wake the loop (it may be asleep).
-    bool post(inbox_node* node) noexcept {
+    enum class posted { queued, queued_wake, refused };
+
+    // Any thread. queued_wake: the caller must wake the loop (it may be asleep);
+    // refused: the inbox is closed and the node is still the caller's.
+    posted post(inbox_node* node) noexcept {
         inbox_node* head = head_.load(std::memory_order_relaxed);
-        do node->next_posted = head;
-        while (!head_.compare_exchange_weak(head, node, std::memory_order_seq_cst, std::memory_order_relaxed));
-        return sleeping_.load(std::memory_order_seq_cst) && sleeping_.exchange(false, std::memory_order_acq_rel);
+        do {
+            if (head == closed_marker()) [[unlikely]]
+                return posted::refused;
+            node->next_posted = head;
+        } while (!head_.compare_exchange_weak(head, node, std::memory_order_seq_cst, std::memory_order_relaxed));
+        const bool wake = sleeping_.load(std::memory_order_seq_cst) && sleeping_.exchange(false, std::memory_order_acq_rel);
+        return wake ? posted::queued_wake : posted::queued;
     }
+
+    // Any thread: whether close() has run.
+    bool closed() const noexcept { return head_.load(std::memory_order_acquire) == closed_marker(); }
 
     // --- the loop thread
 
@@ -65,7 +79,24 @@ public:
     // are kept, in order, for the next drain.
     template <class Reserve, class Sink>
     void drain(Reserve&& reserve, Sink&& sink) {
-        inbox_node* stack = head_.exchange(nullptr, std::memory_order_acquire);
+        if (head_.load(std::memory_order_relaxed) == closed_marker()) return;
+        take(head_.exchange(nullptr, std::memory_order_acquire), reserve, sink);
+    }
+
+    // Refuses every later post and hands what was posted (and kept) to `discard`,
+    // oldest first. Idempotent.
+    template <class Discard>
+    void close(Discard&& discard) noexcept {
+        inbox_node* stack = head_.exchange(closed_marker(), std::memory_order_acq_rel);
+        if (stack == closed_marker()) return;
+        take(stack, [](std::size_t) noexcept {}, discard);
+    }
+
+private:
+    static inbox_node* closed_marker() noexcept { return reinterpret_cast<inbox_node*>(alignof(inbox_node)); }
+
+    template <class Reserve, class Sink>
+    void take(inbox_node* stack, Reserve&& reserve, Sink&& sink) {
         inbox_node* fifo = nullptr;
         std::size_t n = kept_count_;
         while (stack) {  // reverse: the stack holds the newest first
@@ -98,7 +129,6 @@ public:
         }
     }
 
-private:
     alignas(64) std::atomic<inbox_node*> head_{nullptr};
     std::atomic<bool> sleeping_{false};
     // Nodes drained when the ready queue could not grow: the loop thread's alone.

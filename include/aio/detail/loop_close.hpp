@@ -17,12 +17,12 @@ inline void loop_core::close() {
     if (closed) return;
     dispose_cancelled();
     closed = true;
-    // Work that never ran, posted from other threads included.
+    // Work that never ran, posted from other threads included; later posts are refused.
     auto discard = [](ready_item* item) noexcept {
         item->queued_at = not_queued;
         if (item->discard) item->discard(item);
     };
-    take_posted_for_close(discard);
+    close_mailbox(discard);
     while (!ready.empty()) {
         std::uintptr_t entry = ready.pop();
         if (entry && (entry & tag_mask) == tag_item) discard(pointer_of<ready_item>(entry));

@@ -27,6 +27,7 @@
 #include "clock.hpp"
 #include "exception_report.hpp"
 #include "inbox.hpp"
+#include "mailbox.hpp"
 #include "interrupt.hpp"
 #include "io_node.hpp"
 #include "poller.hpp"
@@ -74,7 +75,8 @@ public:
 
     // `clock`: null for the steady clock, or a manual clock the loop reads instead
     // (and moves forward to the next timer whenever it would wait for one).
-    explicit loop_core(event_loop& owner, manual_clock* clock = nullptr) : clock_(clock), owner_(owner) {}
+    explicit loop_core(event_loop& owner, manual_clock* clock = nullptr)
+        : clock_(clock), mailbox_(mailbox::create(multiplexer.wake_fd())), owner_(owner) {}
     ~loop_core() {
         if (running) [[unlikely]] {
             // Unwinding the loop's own run() from here would touch the dead loop.
@@ -84,6 +86,7 @@ public:
             std::abort();
         }
         if (!closed) close();
+        mailbox_->release();
     }
     loop_core(const loop_core&) = delete;
     loop_core& operator=(const loop_core&) = delete;
@@ -155,7 +158,7 @@ public:
 
     bool can_be_woken() const noexcept {
         return wake_sources_ != 0 || multiplexer.registrations() != 0 ||
-               remote_wake_sources_.load(std::memory_order_acquire) != 0 || !inbox_.empty();
+               remote_wake_sources_.load(std::memory_order_acquire) != 0 || !mailbox_->box.empty();
     }
 
     // --- descriptors: the poller reports them with their node, which the loop queues
@@ -170,9 +173,15 @@ public:
     // --- other threads
 
     // Any thread: the node runs on the loop's thread, in the iteration after it
-    // arrives (see inbox.hpp). The loop is woken if it may be asleep.
-    void post(inbox_node* node) noexcept {
-        if (inbox_.post(node)) multiplexer.wake();
+    // arrives (see inbox.hpp). The loop is woken if it may be asleep. False once the
+    // loop has closed: the node is still the caller's.
+    bool post(inbox_node* node) noexcept { return mailbox_->post(node); }
+
+    // What a job or a future on another thread holds to post back (mailbox.hpp): one
+    // reference, the caller's to release.
+    mailbox* share_mailbox() noexcept {
+        mailbox_->add_ref();
+        return mailbox_;
     }
 
     // --- running
@@ -221,7 +230,7 @@ public:
         } else if (multiplexer.registrations() != 0) {
             poll(poller::no_deadline, false);
         }
-        if (!inbox_.empty()) [[unlikely]]
+        if (!mailbox_->box.empty()) [[unlikely]]
             take_posted();
         if (sigint_pending && interrupt_target) [[unlikely]]
             interrupt();
@@ -281,17 +290,17 @@ private:
             if (multiplexer.registrations() != 0) poll(poller::no_deadline, false);
             return;
         }
-        if (!inbox_.prepare_to_sleep()) {  // something was posted meanwhile
+        if (!mailbox_->box.prepare_to_sleep()) {  // something was posted meanwhile
             if (multiplexer.registrations() != 0) poll(poller::no_deadline, false);
             return;
         }
         try {
             poll(deadline, true);
         } catch (...) {
-            inbox_.woke();
+            mailbox_->box.woke();
             throw;
         }
-        inbox_.woke();
+        mailbox_->box.woke();
     }
 
     [[gnu::noinline]] void poll(std::int64_t deadline, bool wait) {
@@ -303,13 +312,14 @@ private:
             });
     }
 
+    // Closing: what was posted is discarded, and later posts are refused.
     template <class Discard>
-    void take_posted_for_close(Discard discard) noexcept {
-        inbox_.drain([](std::size_t) noexcept {}, [&](inbox_node* node) noexcept { discard(node); });
+    void close_mailbox(Discard discard) noexcept {
+        mailbox_->box.close([&](inbox_node* node) noexcept { discard(node); });
     }
 
     [[gnu::noinline]] void take_posted() {
-        inbox_.drain([this](std::size_t n) { ready.reserve(n); },
+        mailbox_->box.drain([this](std::size_t n) { ready.reserve(n); },
                      [this](inbox_node* node) noexcept { node->queued_at = ready.push(entry_of<ready_item>(node, tag_item)); });
     }
 
@@ -384,7 +394,7 @@ private:
     }
 
     loop_clock clock_;
-    inbox inbox_;
+    mailbox* mailbox_;
     std::size_t wake_sources_ = 0;
     std::atomic<std::size_t> remote_wake_sources_{0};
     event_loop& owner_;

@@ -1,0 +1,71 @@
+#pragma once
+// What other threads hold to reach a loop: its inbox and a way to wake it, reference
+// counted so that it outlives the loop for whoever still holds it.
+//
+// A worker finishing a job, or a thread calling into the loop, may do so at any time,
+// also while the loop closes or after it is gone. It posts through the mailbox, never
+// the loop: once the loop has closed, the inbox refuses the post (the poster keeps its
+// node and frees it), and the wake-up goes to the mailbox's own descriptor — a
+// duplicate of the loop's eventfd, so writing it wakes the loop while the loop lives
+// and harms nothing after. The loop holds one reference; each in-flight job and each
+// cross-thread future holds one more.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "../errors.hpp"
+#include "inbox.hpp"
+
+namespace aio::detail {
+
+class mailbox {
+public:
+    // Takes one reference (the caller's). `wake_fd` is the loop's eventfd.
+    static mailbox* create(int wake_fd) {
+        const int fd = ::fcntl(wake_fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            throw aio::runtime_error(std::string("aio event loop: dup of the wake-up eventfd failed: ") +
+                                     std::strerror(errno));
+        return new mailbox(fd);
+    }
+    mailbox(const mailbox&) = delete;
+    mailbox& operator=(const mailbox&) = delete;
+
+    // Any thread.
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+    // Any thread: queues `node` for the loop and wakes it if it may be asleep. False
+    // when the loop has closed: the node is still the caller's.
+    bool post(inbox_node* node) noexcept {
+        const inbox::posted r = box.post(node);
+        if (r == inbox::posted::queued_wake) wake();
+        return r != inbox::posted::refused;
+    }
+
+    void wake() const noexcept {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto r = ::write(fd_, &one, sizeof one);
+    }
+
+    bool closed() const noexcept { return box.closed(); }
+
+    inbox box;
+
+private:
+    explicit mailbox(int fd) noexcept : fd_(fd) {}
+    ~mailbox() { ::close(fd_); }
+
+    std::atomic<std::uint32_t> refs_{1};
+    int fd_;
+};
+
+}  // namespace aio::detail

@@ -1,0 +1,149 @@
+#pragma once
+// aio::thread_pool: asyncio's ThreadPoolExecutor — the default executor of every loop
+// (aio::to_thread), and an aio::executor for run_in_executor.
+//
+// Workers are started as jobs arrive, one whenever no worker is idle, up to
+// max_workers(); jobs wait in one FIFO queue. shutdown() refuses new jobs, lets the
+// queued ones run, and with `wait` joins the workers; join_for() does the same within
+// a time limit; the destructor waits, so no worker outlives the pool. Any thread may
+// submit; shutting down and destroying belong to a thread that is not a worker of
+// this pool (a worker would wait for itself).
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "errors.hpp"
+#include "executor.hpp"
+
+namespace aio {
+
+class thread_pool {
+public:
+    // asyncio's default: min(32, cores + 4).
+    static std::size_t default_max_workers() noexcept {
+        return std::min<std::size_t>(32, std::max(1u, std::thread::hardware_concurrency()) + 4);
+    }
+
+    explicit thread_pool(std::size_t max_workers = default_max_workers()) : max_workers_(max_workers) {
+        if (max_workers == 0) throw std::invalid_argument("aio::thread_pool: max_workers must be greater than 0");
+    }
+    ~thread_pool() { shutdown(true); }
+    thread_pool(const thread_pool&) = delete;
+    thread_pool& operator=(const thread_pool&) = delete;
+
+    // Any thread. Throws aio::runtime_error after shutdown() (the job is then dropped),
+    // or std::system_error if no worker could be started at all.
+    void submit(job j) {
+        std::unique_lock lock(mutex_);
+        if (shut_down_) throw aio::runtime_error("cannot schedule new jobs after aio::thread_pool::shutdown()");
+        queue_.push_back(std::move(j));
+        if (idle_ >= queue_.size() || workers_.size() >= max_workers_) {
+            lock.unlock();
+            wake_.notify_one();
+            return;
+        }
+        try {
+            busy_.emplace_back();
+            workers_.emplace_back([this, id = workers_.size()] { work(id); });
+            ++live_;
+        } catch (const std::system_error&) {
+            busy_.resize(workers_.size());
+            if (workers_.empty()) {  // nobody would ever run it
+                queue_.pop_back();
+                throw;
+            }
+        }
+    }
+
+    // Refuses new jobs; the queued ones still run. With `wait`, returns once every
+    // worker has finished (and been joined). Idempotent.
+    void shutdown(bool wait = true) {
+        std::vector<std::thread> workers;
+        {
+            std::lock_guard lock(mutex_);
+            shut_down_ = true;
+            if (wait) workers.swap(workers_);
+        }
+        wake_.notify_all();
+        for (std::thread& w : workers) w.join();
+    }
+
+    // shutdown(true) within `timeout`: true when every worker has finished (and been
+    // joined); false when some job was still queued or running at the deadline (the
+    // workers then carry on; join them with shutdown(true) or the destructor).
+    bool join_for(std::chrono::nanoseconds timeout) {
+        std::vector<std::thread> workers;
+        {
+            std::unique_lock lock(mutex_);
+            shut_down_ = true;
+            wake_.notify_all();
+            if (!finished_.wait_for(lock, timeout, [this] { return live_ == 0; })) return false;
+            workers.swap(workers_);
+        }
+        for (std::thread& w : workers) w.join();
+        return true;
+    }
+
+    // Who submitted the jobs running now (job::origin()).
+    std::vector<std::string> running_origins() const {
+        std::lock_guard lock(mutex_);
+        std::vector<std::string> origins;
+        for (const auto& [running, origin] : busy_)
+            if (running) origins.push_back(origin.empty() ? std::string("(unknown)") : origin);
+        return origins;
+    }
+
+    std::size_t max_workers() const noexcept { return max_workers_; }
+    // Jobs queued or running now.
+    std::size_t pending() const {
+        std::lock_guard lock(mutex_);
+        return queue_.size() + running_;
+    }
+
+private:
+    void work(std::size_t id) {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            ++idle_;
+            wake_.wait(lock, [this] { return !queue_.empty() || shut_down_; });
+            --idle_;
+            if (queue_.empty()) {  // shut down, nothing left to run
+                if (--live_ == 0) finished_.notify_all();
+                return;
+            }
+            job j = std::move(queue_.front());
+            queue_.pop_front();
+            ++running_;
+            busy_[id] = {true, j.origin()};
+            lock.unlock();
+            std::move(j)();
+            lock.lock();
+            --running_;
+            busy_[id].first = false;
+        }
+    }
+
+    const std::size_t max_workers_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::condition_variable finished_;  // the last worker has exited
+    std::vector<std::pair<bool, std::string>> busy_;  // per worker: running a job, whose
+    std::size_t live_ = 0;  // workers started and not yet exited
+    std::deque<job> queue_;
+    std::vector<std::thread> workers_;
+    std::size_t idle_ = 0;
+    std::size_t running_ = 0;
+    bool shut_down_ = false;
+};
+
+}  // namespace aio

@@ -1,0 +1,70 @@
+#pragma once
+// aio::wrap_future: await, from a task, a result that another thread produces —
+// asyncio's wrap_future — without blocking the loop.
+//
+//   aio::concurrent_future<int> f = ...;          // completed on some other thread
+//   int n = co_await aio::wrap_future(f);
+//
+// For an aio::concurrent_future, the future's done callback posts the result back to
+// the loop, which resumes the task through its ready queue (rule 4). Cancelling the
+// awaiting task cancels the future (and so, for run_coroutine_threadsafe's, the task
+// behind it), as asyncio chains them. A future destroyed everywhere without a result
+// ends the await with aio::runtime_error.
+//
+// A std::future has no callback: a worker of the loop's default executor waits for it
+// (get()) and posts the result back. It cannot be cancelled: a cancelled await leaves
+// that worker waiting until the future is ready.
+
+#include <future>
+#include <memory>
+#include <utility>
+
+#include "concurrent_future.hpp"
+#include "detail/executor_call.hpp"
+#include "detail/loop_core.hpp"
+#include "errors.hpp"
+#include "event_loop.hpp"
+#include "executor.hpp"
+#include "task.hpp"
+
+namespace aio {
+
+namespace detail {
+// An executor that runs its job when the future is done, on the thread that completes
+// it (or at once): the job only reads the result of a done future.
+template <class T>
+struct when_done {
+    future_state<T>& state;
+    void submit(job j) {
+        auto held = std::make_shared<job>(std::move(j));
+        state.add_callback([held] { std::move(*held)(); });
+    }
+};
+}  // namespace detail
+
+template <class T>
+task<T> wrap_future(concurrent_future<T> f) {
+    detail::loop_core& loop = *detail::running_loop_or_throw("aio::wrap_future()");
+    detail::future_state<T>& state = *detail::future_access<T>::state(f);
+    detail::when_done<T> on_done{state};
+    try {
+        // The state outlives the job: the job runs inside its done callback.
+        detail::executor_awaiter<T> result(loop, on_done, [s = &state] { return s->get(); });
+        co_return co_await std::move(result);
+    } catch (const cancelled_error&) {
+        f.cancel();  // no-op when the future itself was cancelled
+        throw;
+    }
+}
+
+template <class T>
+task<T> wrap_future(std::future<T> f) {
+    detail::loop_core& loop = *detail::running_loop_or_throw("aio::wrap_future()");
+    if (!f.valid()) throw invalid_state_error("aio::wrap_future() of a std::future with no shared state");
+    // Named, not a temporary of the co_await expression: g++ 12 destroys a lambda's
+    // init-captures there twice.
+    detail::executor_awaiter<T> result(loop, loop.owner().default_executor(), [g = std::move(f)]() mutable { return g.get(); });
+    co_return co_await std::move(result);
+}
+
+}  // namespace aio

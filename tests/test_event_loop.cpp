@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -888,4 +889,155 @@ TEST_CASE("a loop leaves no descriptor behind: its poller's epoll, eventfd and t
         REQUIRE(loop.run_until_complete(value_after(1, 2)) == 2);
     }
     REQUIRE(open_descriptors() == before);
+}
+
+// --- call_soon_threadsafe
+
+TEST_CASE("call_soon_threadsafe from eight threads runs every call exactly once, in each thread's order") {
+    constexpr int threads = 8;
+    constexpr int per_thread = 100'000;
+    aio::event_loop loop;
+    std::vector<int> next(threads, 0);  // the loop thread's alone
+    std::atomic<int> out_of_order{0};
+    int ran = 0;
+    std::vector<std::thread> posters;
+    std::atomic<bool> go{false};
+    for (int t = 0; t < threads; ++t)
+        posters.emplace_back([&, t] {
+            while (!go.load()) std::this_thread::yield();
+            for (int i = 0; i < per_thread; ++i)
+                loop.call_soon_threadsafe([&, t, i] {
+                    if (next[static_cast<std::size_t>(t)] != i) out_of_order.fetch_add(1);
+                    next[static_cast<std::size_t>(t)] = i + 1;
+                    if (++ran == threads * per_thread) loop.stop();
+                });
+        });
+    go = true;
+    loop.run_forever();
+    for (auto& p : posters) p.join();
+    REQUIRE(ran == threads * per_thread);
+    REQUIRE(out_of_order == 0);
+    for (int n : next) REQUIRE(n == per_thread);
+}
+
+TEST_CASE("a loop asleep on a far timer is woken at once by call_soon_threadsafe from another thread") {
+    aio::event_loop loop;
+    auto& core = aio::detail::loop_access::core(loop);
+    auto far = loop.call_later(1h, [] {});
+    std::thread poster([&] {
+        while (!core.running_elsewhere()) std::this_thread::yield();
+        std::this_thread::sleep_for(20ms);  // let the loop go to sleep in the poller
+        loop.call_soon_threadsafe([&] { loop.stop(); });
+    });
+    const auto start = steady::now();
+    loop.run_forever();
+    const auto waited = steady::now() - start;
+    poster.join();
+    far.cancel();
+    REQUIRE(waited < 30s);  // it returns at all: the far timer would have held it an hour
+}
+
+TEST_CASE("call_soon_threadsafe on a closed loop throws aio::runtime_error and drops the callable") {
+    counted::reset();
+    aio::event_loop loop;
+    loop.close();
+    bool refused = false;
+    std::thread other([&] {
+        try {
+            loop.call_soon_threadsafe([c = counted()] {});
+        } catch (const aio::runtime_error&) {
+            refused = true;
+        }
+    });
+    other.join();
+    REQUIRE(refused);
+    REQUIRE(counted::alive() == 0);
+}
+
+TEST_CASE("calls posted from another thread that never ran are destroyed when the loop closes") {
+    counted::reset();
+    {
+        aio::event_loop loop;
+        std::thread other([&] {
+            for (int i = 0; i < 10; ++i) loop.call_soon_threadsafe([c = counted()] { FAIL("ran after close"); });
+        });
+        other.join();
+        loop.close();
+        REQUIRE(counted::alive() == 0);
+    }
+}
+
+TEST_CASE("an exception from a call_soon_threadsafe callback goes to the exception handler") {
+    aio::event_loop loop;
+    std::vector<std::string> messages;
+    loop.set_exception_handler([&](aio::event_loop&, const aio::exception_context& c) { messages.push_back(c.message); });
+    std::thread other([&] {
+        loop.call_soon_threadsafe([] { throw std::runtime_error("boom"); });
+        loop.call_soon_threadsafe([&] { loop.stop(); });
+    });
+    other.join();
+    loop.run_forever();
+    REQUIRE(messages == std::vector<std::string>{"Exception in callback"});
+}
+
+// import asyncio
+// log = []
+// async def main():
+//     loop = asyncio.get_running_loop()
+//     loop.call_soon_threadsafe(log.append, "threadsafe 1")
+//     loop.call_soon(log.append, "soon")
+//     loop.call_soon_threadsafe(log.append, "threadsafe 2")
+//     await asyncio.sleep(0)
+// asyncio.run(main())
+// print(log)
+TEST_CASE("call_soon_threadsafe from the loop's own thread keeps its place among call_soon calls") {
+    trace t;
+    aio::run([&]() -> aio::task<> {
+        auto& loop = aio::get_running_loop();
+        loop.call_soon_threadsafe([&] { t("threadsafe 1"); });
+        loop.call_soon([&] { t("soon"); });
+        loop.call_soon_threadsafe([&] { t("threadsafe 2"); });
+        co_await aio::sleep(0s);
+    }());
+    REQUIRE(t.events == std::vector<std::string>{"threadsafe 1", "soon", "threadsafe 2"});
+}
+
+TEST_CASE("run_until_complete waits for a call another thread is about to post instead of reporting a deadlock") {
+    aio::event_loop loop;
+    aio::event ready;
+    std::thread other;
+    loop.run_until_complete([&]() -> aio::task<> {
+        // Nothing is ready, no timer is armed: only the other thread's call can wake the
+        // loop, and its keep-alive token says one is coming.
+        other = std::thread([&, alive = loop.keep_alive()] {
+            std::this_thread::sleep_for(20ms);
+            loop.call_soon_threadsafe([&] { ready.set(); });
+        });
+        co_await ready.wait();
+    }());
+    other.join();
+}
+
+TEST_CASE("a loop whose last keep-alive token is dropped without a call reports the deadlock instead of hanging") {
+    aio::event_loop loop;
+    aio::event never_set;
+    std::thread other;
+    REQUIRE_THROWS_AS(loop.run_until_complete([&]() -> aio::task<> {
+                          other = std::thread([alive = loop.keep_alive()]() mutable {
+                              std::this_thread::sleep_for(20ms);
+                              alive.reset();  // and no call after all
+                          });
+                          co_await never_set.wait();
+                      }()),
+                      aio::runtime_error);
+    other.join();
+}
+
+TEST_CASE("a keep-alive token may outlive its loop") {
+    std::optional<aio::event_loop::keep_alive_token> token;
+    {
+        aio::event_loop loop;
+        token.emplace(loop.keep_alive());
+    }
+    token.reset();
 }

@@ -150,6 +150,41 @@ public:
         }
     }
 
+    // Keeps the loop alive for a thread that will call into it later: while a token
+    // lives, run_until_complete waits for that thread's calls instead of reporting a
+    // deadlock when nothing else can wake the loop (asyncio never reports one; aio does,
+    // see the README). Any thread may make one, move it and drop it; it may outlive the
+    // loop. Jobs run through run_in_executor keep the loop alive by themselves.
+    //
+    //   std::thread producer([&, alive = loop.keep_alive()] { ... loop.call_soon_threadsafe(...); });
+    class keep_alive_token {
+    public:
+        keep_alive_token(keep_alive_token&& other) noexcept : box_(std::exchange(other.box_, nullptr)) {}
+        keep_alive_token& operator=(keep_alive_token&& other) noexcept {
+            if (this != &other) {
+                reset();
+                box_ = std::exchange(other.box_, nullptr);
+            }
+            return *this;
+        }
+        keep_alive_token(const keep_alive_token&) = delete;
+        keep_alive_token& operator=(const keep_alive_token&) = delete;
+        ~keep_alive_token() { reset(); }
+        // Lets go before the token is destroyed.
+        void reset() noexcept {
+            if (detail::mailbox* b = std::exchange(box_, nullptr)) {
+                b->unhold();
+                b->release();
+            }
+        }
+
+    private:
+        friend class event_loop;
+        explicit keep_alive_token(detail::mailbox* box) noexcept : box_(box) { box_->hold(); }
+        detail::mailbox* box_;
+    };
+    keep_alive_token keep_alive() { return keep_alive_token(core_.share_mailbox()); }
+
     // co_await loop.run_in_executor(executor, f, args...): f(args...) runs through
     // `executor` (nullptr: the loop's default executor, as asyncio's None), and the
     // awaiting task gets its value (what f returns, by value) or its exception. The

@@ -1,12 +1,15 @@
 #pragma once
 // A value that counts its constructions and destructions, to prove that coroutine
-// frames and results are destroyed exactly once.
+// frames and results are destroyed exactly once. The counts are atomic: a value may
+// be made on a worker thread and destroyed on the loop's.
+
+#include <atomic>
 
 namespace aio_test {
 
 struct counted {
-    static inline int constructed = 0;
-    static inline int destroyed = 0;
+    static inline std::atomic<int> constructed = 0;
+    static inline std::atomic<int> destroyed = 0;
     static int alive() { return constructed - destroyed; }
     static void reset() { constructed = destroyed = 0; }
 

@@ -152,13 +152,10 @@ public:
     // From the loop's thread.
     void keep_alive() noexcept { ++wake_sources_; }
     void let_go() noexcept { --wake_sources_; }
-    // From any thread (a job on a worker, a caller on another thread).
-    void keep_alive_remote() noexcept { remote_wake_sources_.fetch_add(1, std::memory_order_relaxed); }
-    void let_go_remote() noexcept { remote_wake_sources_.fetch_sub(1, std::memory_order_release); }
+    // From any thread, the mailbox's holds (mailbox.hpp): a thread that will post.
 
     bool can_be_woken() const noexcept {
-        return wake_sources_ != 0 || multiplexer.registrations() != 0 ||
-               remote_wake_sources_.load(std::memory_order_acquire) != 0 || !mailbox_->box.empty();
+        return wake_sources_ != 0 || multiplexer.registrations() != 0 || mailbox_->held() || !mailbox_->box.empty();
     }
 
     // --- descriptors: the poller reports them with their node, which the loop queues
@@ -396,7 +393,6 @@ private:
     loop_clock clock_;
     mailbox* mailbox_;
     std::size_t wake_sources_ = 0;
-    std::atomic<std::size_t> remote_wake_sources_{0};
     event_loop& owner_;
     std::uint64_t next_task_id_ = 1;
 };

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -58,6 +59,15 @@ public:
 
     bool closed() const noexcept { return box.closed(); }
 
+    // Any thread: a promise to post later, which keeps the loop from reporting a
+    // deadlock meanwhile. Letting go wakes the loop, so that it looks again.
+    void hold() noexcept { holds_.fetch_add(1, std::memory_order_relaxed); }
+    void unhold() noexcept {
+        holds_.fetch_sub(1, std::memory_order_release);
+        wake();
+    }
+    bool held() const noexcept { return holds_.load(std::memory_order_acquire) != 0; }
+
     inbox box;
 
 private:
@@ -65,6 +75,7 @@ private:
     ~mailbox() { ::close(fd_); }
 
     std::atomic<std::uint32_t> refs_{1};
+    std::atomic<std::size_t> holds_{0};
     int fd_;
 };
 

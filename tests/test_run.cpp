@@ -6,6 +6,7 @@
 
 #include <aio/create_task.hpp>
 #include <aio/errors.hpp>
+#include <aio/gather.hpp>
 #include <aio/event_loop.hpp>
 #include <aio/exception_context.hpp>
 #include <aio/run.hpp>
@@ -21,6 +22,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <typeinfo>
 #include <vector>
 
@@ -761,4 +763,42 @@ TEST_CASE("aio::run leaves a SIGINT handler the program installed in charge") {
     REQUIRE(v == 1);
     REQUIRE(own_handler_ran == 1);
     REQUIRE(after.sa_handler == own_sigint_handler);
+}
+
+namespace {
+aio::task<int> numbered_sleeper(int i) {
+    for (int k = 0; k < 3; ++k) co_await aio::sleep(0s);
+    co_return i;
+}
+
+// What one loop sees: its result, and the names of the tasks it made.
+struct loop_report {
+    long long sum = 0;
+    std::vector<std::string> names;
+};
+
+aio::task<loop_report> one_loop_of_many(int tasks) {
+    loop_report r;
+    std::vector<aio::task_handle<int>> handles;
+    for (int i = 0; i < tasks; ++i) handles.push_back(aio::create_task(numbered_sleeper(i)));
+    for (auto& h : handles) r.names.push_back(h.name());
+    for (int v : co_await aio::gather(handles)) r.sum += v;
+    co_return r;
+}
+}  // namespace
+
+TEST_CASE("four threads each running aio::run at once keep their loops apart") {
+    constexpr int threads = 4;
+    constexpr int tasks = 2'000;
+    std::vector<loop_report> reports(threads);
+    std::vector<std::thread> runners;
+    for (int t = 0; t < threads; ++t)
+        runners.emplace_back([&, t] { reports[static_cast<std::size_t>(t)] = aio::run(one_loop_of_many(tasks)); });
+    for (auto& r : runners) r.join();
+    for (const loop_report& r : reports) {
+        REQUIRE(r.sum == static_cast<long long>(tasks) * (tasks - 1) / 2);
+        // Task numbers are each loop's own: main is Task-1 everywhere.
+        REQUIRE(r.names.front() == "Task-2");
+        REQUIRE(r.names.back() == "Task-" + std::to_string(tasks + 1));
+    }
 }

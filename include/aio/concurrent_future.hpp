@@ -200,7 +200,13 @@ public:
     template <class F>
         requires std::is_invocable_v<std::decay_t<F>&, concurrent_future&>
     void add_done_callback(F&& f) {
-        state_->add_callback([self = *this, fn = std::forward<F>(f)]() mutable {
+        // The callback must not own the state it is stored in (a future that never
+        // completes would keep itself alive): it holds a weak pointer, alive whenever
+        // it is called, since whoever completes the future holds the state.
+        state_->add_callback([weak = std::weak_ptr(state_), fn = std::forward<F>(f)]() mutable {
+            std::shared_ptr<detail::future_state<T>> s = weak.lock();
+            if (!s) return;
+            concurrent_future self(std::move(s));
             try {
                 fn(self);
             } catch (...) {

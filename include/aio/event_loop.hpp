@@ -61,7 +61,10 @@ public:
     void run_forever() { core_.run_forever(); }
 
     // The loop finishes the iteration it is in, then run_forever() returns.
-    void stop() noexcept { core_.stopping = true; }
+    void stop() noexcept {
+        detail::assert_loop_thread(&core_, "aio::event_loop::stop() (from another thread: call_soon_threadsafe([&] { loop.stop(); }))");
+        core_.stopping = true;
+    }
 
     // Cancels what never ran and destroys the frame of every task still pending (or
     // leaves it to the last handle that refers to it). Throws while running.

@@ -75,7 +75,11 @@ public:
             if (wait) workers.swap(workers_);
         }
         wake_.notify_all();
+        if (!wait) return;
         for (std::thread& w : workers) w.join();
+        // Another caller may have taken the workers to join: wait until they are done.
+        std::unique_lock lock(mutex_);
+        finished_.wait(lock, [this] { return live_ == 0; });
     }
 
     // shutdown(true) within `timeout`: true when every worker has finished (and been

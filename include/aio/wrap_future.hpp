@@ -8,8 +8,7 @@
 // For an aio::concurrent_future, the future's done callback posts the result back to
 // the loop, which resumes the task through its ready queue (rule 4). Cancelling the
 // awaiting task cancels the future (and so, for run_coroutine_threadsafe's, the task
-// behind it), as asyncio chains them. A future destroyed everywhere without a result
-// ends the await with aio::runtime_error.
+// behind it), as asyncio chains them.
 //
 // A std::future has no callback: a worker of the loop's default executor waits for it
 // (get()) and posts the result back. It cannot be cancelled: a cancelled await leaves

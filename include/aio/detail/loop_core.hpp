@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../errors.hpp"
@@ -76,7 +77,10 @@ public:
     // `clock`: null for the steady clock, or a manual clock the loop reads instead
     // (and moves forward to the next timer whenever it would wait for one).
     explicit loop_core(event_loop& owner, manual_clock* clock = nullptr)
-        : clock_(clock), mailbox_(mailbox::create(multiplexer.wake_fd())), owner_(owner) {}
+        : clock_(clock), mailbox_(mailbox::create(multiplexer.wake_fd())), owner_(owner) {
+        batch_.run = run_batch;
+        batch_.discard = discard_batch;
+    }
     ~loop_core() {
         if (running) [[unlikely]] {
             // Unwinding the loop's own run() from here would touch the dead loop.
@@ -315,9 +319,43 @@ private:
         mailbox_->box.close([&](inbox_node* node) noexcept { discard(node); });
     }
 
+    // What other threads posted arrives as one batch: one ready-queue entry that runs
+    // the nodes in the order they were posted. They would have taken consecutive
+    // places in the queue anyway (appended together, here), so the order is the same
+    // as one entry each, at a fraction of the cost.
+    struct posted_batch : ready_item {
+        inbox_node* head = nullptr;
+        inbox_node* tail = nullptr;
+
+        void append(inbox_node* node) noexcept {
+            if (tail) tail->next_posted = node;
+            else head = node;
+            tail = node;
+        }
+        template <class Each>
+        void take_each(Each each) noexcept {
+            inbox_node* node = std::exchange(head, nullptr);
+            tail = nullptr;
+            while (node) {
+                inbox_node* next = std::exchange(node->next_posted, nullptr);
+                each(node);
+                node = next;
+            }
+        }
+    };
+
     [[gnu::noinline]] void take_posted() {
-        mailbox_->box.drain([this](std::size_t n) { ready.reserve(n); },
-                     [this](inbox_node* node) noexcept { node->queued_at = ready.push(entry_of<ready_item>(node, tag_item)); });
+        // The batch ran in the iteration it was queued in: it is empty now.
+        mailbox_->box.drain([this](std::size_t) { ready.reserve(1); }, [this](inbox_node* node) noexcept { batch_.append(node); });
+        if (batch_.head) push(&batch_);
+    }
+    static void run_batch(ready_item* item) noexcept {
+        static_cast<posted_batch*>(item)->take_each([](inbox_node* node) noexcept { node->run(node); });
+    }
+    static void discard_batch(ready_item* item) noexcept {
+        static_cast<posted_batch*>(item)->take_each([](inbox_node* node) noexcept {
+            if (node->discard) node->discard(node);
+        });
     }
 
     [[gnu::noinline]] void interrupt() noexcept {
@@ -392,6 +430,7 @@ private:
 
     loop_clock clock_;
     mailbox* mailbox_;
+    posted_batch batch_;
     std::size_t wake_sources_ = 0;
     event_loop& owner_;
     std::uint64_t next_task_id_ = 1;

@@ -25,7 +25,14 @@ program fails), 2 if BUILD/bench holds none.
 
 --quick is the CI smoke run (well under a minute): a tiny --benchmark_min_time,
 20,000 sleeping tasks instead of 1,000,000, 100 one-millisecond sleeps instead of
-1000, and the Python script's --quick sizes. Its figures are only indicative.
+1000, 200 idle wake-ups instead of 2000, 1000 executor round trips instead of
+10,000, a tenth of the two-loop work, and the Python script's --quick sizes. Its
+figures are only indicative.
+
+Some rows have no asio peer (asio column n/a), and three figures are baselines
+rather than columns: the sequential sleeps of sleep_scale, the bare two-thread
+epoll + eventfd ping-pong that the to_thread round trip is held against, and the
+two-thread speed-up of plain integer work next to the two-loop speed-ups.
 
 Standard library only.
 """
@@ -78,7 +85,7 @@ class Scenario:
     unit: str
     binary: str       # in BUILD/bench
     aio: str          # benchmark name without Google Benchmark's suffixes
-    asio: str
+    asio: Optional[str]  # None: no asio peer
     read: Callable[[dict], Result]
     quick_aio: Optional[str] = None   # smaller instance for --quick
     quick_asio: Optional[str] = None
@@ -89,8 +96,10 @@ class Scenario:
     #               alternating exposes both sides to the same drift;
     #   ONCE:       a single run (memory: deterministic, and must be alone).
     repeat: str = REPEAT
+    # The result also has a "p99" field, shown as a row of its own in this unit.
+    p99_unit: Optional[str] = None
 
-    def benchmark(self, impl: str, quick: bool) -> str:
+    def benchmark(self, impl: str, quick: bool) -> Optional[str]:
         full = self.aio if impl == "aio" else self.asio
         small = self.quick_aio if impl == "aio" else self.quick_asio
         return (small or full) if quick else full
@@ -114,7 +123,8 @@ SCENARIOS = [
              quick_aio="BM_aio_memory/20000", quick_asio="BM_asio_memory/20000", repeat=ONCE),
     Scenario("oversleep_1ms", "us (median)", "bench_oversleep",
              "BM_aio_oversleep/1000", "BM_asio_oversleep/1000", counter("median_us", p99="p99_us"),
-             quick_aio="BM_aio_oversleep/100", quick_asio="BM_asio_oversleep/100", repeat=INTERLEAVE),
+             quick_aio="BM_aio_oversleep/100", quick_asio="BM_asio_oversleep/100", repeat=INTERLEAVE,
+             p99_unit="us (p99)"),
     Scenario("sleep_scale", "ms", "bench_sleep_scale",
              "BM_aio_sleep_scale/100/10", "BM_asio_sleep_scale/100/10", counter("wall_ms"),
              repeat=INTERLEAVE),
@@ -142,10 +152,42 @@ SCENARIOS = [
              "BM_aio_lock_contended/10000", "BM_asio_lock_contended/10000", per_item_ns("per_acquire")),
     Scenario("event_wake_10k", "ns/waiter", "bench_sync",
              "BM_aio_event/10000", "BM_asio_event/10000", per_item_ns("per_waiter")),
+    # bench_threads: see the header comment of bench/bench_threads.cpp. The busy-loop
+    # posts: P producer threads x 100,000 calls each, into a loop that never sleeps.
+    Scenario("call_soon_threadsafe_1t", "ns/call", "bench_threads",
+             "BM_aio_call_soon_threadsafe/1/100000", "BM_asio_call_soon_threadsafe/1/100000",
+             per_item_ns("per_call")),
+    Scenario("call_soon_threadsafe_4t", "ns/call", "bench_threads",
+             "BM_aio_call_soon_threadsafe/4/100000", "BM_asio_call_soon_threadsafe/4/100000",
+             per_item_ns("per_call")),
+    # Waking a loop idle in epoll from another thread: a latency, like oversleep_1ms.
+    Scenario("wakeup_idle", "ns (median)", "bench_threads",
+             "BM_aio_wakeup_idle/2000", "BM_asio_wakeup_idle/2000", counter("median_ns", p99="p99_ns"),
+             quick_aio="BM_aio_wakeup_idle/200", quick_asio="BM_asio_wakeup_idle/200", repeat=INTERLEAVE,
+             p99_unit="ns (p99)"),
+    Scenario("to_thread_roundtrip", "ns/roundtrip", "bench_threads",
+             "BM_aio_to_thread/10000", "BM_asio_to_thread/10000", per_item_ns("per_roundtrip"),
+             quick_aio="BM_aio_to_thread/1000", quick_asio="BM_asio_to_thread/1000"),
+    # Two loops on two threads against one: the figure is the speed-up (two loops'
+    # items/s over one loop's), higher is better; aio only.
+    Scenario("two_loops_sleep0", "x (speed-up)", "bench_threads",
+             "BM_aio_two_loops_sleep0/1000000", None,
+             counter("speedup", one_loop="one_loop_items_per_s", two_loops="two_loops_items_per_s"),
+             quick_aio="BM_aio_two_loops_sleep0/100000"),
+    Scenario("two_loops_gather", "x (speed-up)", "bench_threads",
+             "BM_aio_two_loops_gather/100000", None,
+             counter("speedup", one_loop="one_loop_items_per_s", two_loops="two_loops_items_per_s"),
+             quick_aio="BM_aio_two_loops_gather/10000"),
 ]
 
 # Not a column of its own: the sequential baseline of the sleep_scale demo.
 BLOCKING = ("bench_sleep_scale", "BM_blocking_sleep_scale/100/10")
+# Neither: what a hop between two threads costs at least, the to_thread round trip's
+# baseline (full size, --quick size).
+PINGPONG = ("bench_threads", "BM_baseline_eventfd_pingpong/10000", "BM_baseline_eventfd_pingpong/1000")
+# And the machine's own two-thread scaling (plain integer work), for reading the
+# two_loops speed-ups: a shared or virtual machine may not give two threads two cores.
+MACHINE_SCALING = ("bench_threads", "BM_baseline_two_threads_cpu/10000000", "BM_baseline_two_threads_cpu/1000000")
 
 
 def median_result(runs: list[Result]) -> Result:
@@ -285,6 +327,22 @@ def at_most(key: str, limit: float, unit: str, field: str = "value") -> Callable
     return check
 
 
+def at_least(key: str, limit: float) -> Callable[[dict], tuple]:
+    """aio's own figure (a speed-up) must reach `limit`."""
+    def check(results: dict) -> tuple:
+        v = value_of(results["aio"].get(key))
+        return v, v is not None and v >= limit, f"{fmt_ratio(v)} (need >= {limit:g}x)"
+    return check
+
+
+def within_baseline(key: str, factor: float) -> Callable[[dict], tuple]:
+    """aio's figure must be at most `factor` times the baseline's."""
+    def check(results: dict) -> tuple:
+        r = ratio(value_of(results["aio"].get(key)), value_of(results["baseline"].get(key)))
+        return r, r is not None and r <= factor, f"{fmt_ratio(r)} the baseline (need <= {factor:g}x)"
+    return check
+
+
 def not_above_peer(key: str, peer: str, unit: str) -> Callable[[dict], tuple]:
     def check(results: dict) -> tuple:
         mine, theirs = value_of(results["aio"].get(key)), value_of(results[peer].get(key))
@@ -312,6 +370,28 @@ TARGETS = [
            not_above_peer("oversleep_1ms", "asio", "us")),
     Target("1 ms sleeps: aio p99 oversleep <= 150 us",
            at_most("oversleep_1ms", 150, "us", field="p99")),
+    Target("call_soon_threadsafe into a busy loop, 1 thread: aio <= 150 ns/call",
+           at_most("call_soon_threadsafe_1t", 150, "ns/call")),
+    Target("call_soon_threadsafe into a busy loop, 4 threads: aio <= 150 ns/call",
+           at_most("call_soon_threadsafe_4t", 150, "ns/call")),
+    Target("call_soon_threadsafe into a busy loop, 1 thread: aio >= 2x faster than asio",
+           speedup("call_soon_threadsafe_1t", "asio", 2)),
+    Target("call_soon_threadsafe into a busy loop, 4 threads: aio >= 2x faster than asio",
+           speedup("call_soon_threadsafe_4t", "asio", 2)),
+    Target("call_soon_threadsafe into a busy loop, 1 thread: aio >= 50x faster than asyncio",
+           speedup("call_soon_threadsafe_1t", "asyncio", 50)),
+    Target("call_soon_threadsafe into a busy loop, 4 threads: aio >= 50x faster than asyncio",
+           speedup("call_soon_threadsafe_4t", "asyncio", 50)),
+    Target("waking an idle loop from another thread: aio median <= asio's in the same run",
+           not_above_peer("wakeup_idle", "asio", "ns")),
+    Target("to_thread round trip: aio <= 1.5x the epoll + eventfd ping-pong baseline",
+           within_baseline("to_thread_roundtrip", 1.5)),
+    Target("to_thread round trip: aio >= 2x faster than asio's pool hop",
+           speedup("to_thread_roundtrip", "asio", 2)),
+    Target("sleep(0) on two loops, two threads: >= 1.8x the items/s of one loop",
+           at_least("two_loops_sleep0", 1.8)),
+    Target("gather of 100,000 tasks on two loops, two threads: >= 1.8x the items/s of one loop",
+           at_least("two_loops_gather", 1.8)),
 ]
 
 
@@ -359,7 +439,7 @@ def main() -> int:
               "(configure with -DAIO_BUILD_BENCH=ON and build first)", file=sys.stderr)
         return 2
 
-    results: dict[str, dict[str, Result]] = {"aio": {}, "asio": {}, "asyncio": {}}
+    results: dict[str, dict[str, Result]] = {"aio": {}, "asio": {}, "asyncio": {}, "baseline": {}}
     missing: set[str] = set()
 
     def measure(binary_name: str, name: str, read: Callable[[dict], Result], repeat: str = ONCE) -> Optional[Result]:
@@ -379,13 +459,24 @@ def main() -> int:
         runs: dict[str, list[Result]] = {"aio": [], "asio": []}
         for _ in range(repetitions if s.repeat == INTERLEAVE else 1):
             for impl in runs:
-                result = measure(s.binary, s.benchmark(impl, args.quick), s.read, s.repeat)
+                name = s.benchmark(impl, args.quick)
+                if name is None:
+                    continue
+                result = measure(s.binary, name, s.read, s.repeat)
                 if result is not None:
                     runs[impl].append(result)
         for impl, impl_runs in runs.items():
             if impl_runs:
                 results[impl][s.key] = median_result(impl_runs)
     blocking = measure(*BLOCKING, counter("wall_ms"))
+    pingpong_binary, pingpong_full, pingpong_quick = PINGPONG
+    pingpong = measure(pingpong_binary, pingpong_quick if args.quick else pingpong_full,
+                       per_item_ns("per_roundtrip"), REPEAT)
+    if pingpong is not None:
+        results["baseline"]["to_thread_roundtrip"] = pingpong
+    scaling_binary, scaling_full, scaling_quick = MACHINE_SCALING
+    machine_scaling = measure(scaling_binary, scaling_quick if args.quick else scaling_full,
+                              counter("speedup"), REPEAT)
 
     # Binaries no scenario reads still run once, so that a crash is caught.
     known = {s.binary for s in SCENARIOS}
@@ -411,8 +502,8 @@ def main() -> int:
     rows = []
     for s in SCENARIOS:
         fields = [("value", s.key, s.unit)]
-        if s.key == "oversleep_1ms":
-            fields.append(("p99", s.key + " p99", "us (p99)"))
+        if s.p99_unit:
+            fields.append(("p99", s.key + " p99", s.p99_unit))
         for field, label, unit in fields:
             aio_v, asio_v, py_v = (value_of(results[impl].get(s.key), field) for impl in ("aio", "asio", "asyncio"))
             rows.append([label, unit, fmt(aio_v), fmt(asio_v), fmt(py_v),
@@ -426,6 +517,15 @@ def main() -> int:
           f"C++ std::this_thread::sleep_for {fmt(value_of(blocking))} ms (N=100), "
           f"Python time.sleep {fmt(value_of(py_scale, 'sequential_ms'))} ms"
           + (f" (N={py_n.group(1)})" if py_n else ""))
+    print("to_thread_roundtrip baseline (two threads ping-ponging through epoll_wait + eventfd): "
+          f"{fmt(value_of(pingpong))} ns/roundtrip")
+    for key, what in (("two_loops_sleep0", "sleep(0)s"), ("two_loops_gather", "gathered tasks")):
+        r = results["aio"].get(key)
+        one, two = value_of(r, "one_loop"), value_of(r, "two_loops")
+        print(f"{key}: one loop {fmt(None if one is None else one / 1e6)} M {what}/s, "
+              f"two loops {fmt(None if two is None else two / 1e6)} M {what}/s")
+    print("two_loops baseline (the same two threads doing plain integer work): "
+          f"{fmt_ratio(value_of(machine_scaling))} speed-up")
 
     print()
     print("Targets:" + (" (quick run: small sizes, short runs — indicative only)" if args.quick else ""))

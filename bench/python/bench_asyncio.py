@@ -17,7 +17,11 @@ How it measures:
   stays enabled, as it would in a real program.
 * Memory is the growth of VmRSS (/proc/self/status) measured in a fresh
   subprocess, which is what the C++ side measures as well.
-* Latency and wall-clock scenarios (oversleep_1ms, sleep_scale*) run once.
+* Latency and wall-clock scenarios (oversleep_1ms, wakeup_idle, sleep_scale*)
+  run once.
+* The thread scenarios (call_soon_threadsafe_*, wakeup_idle, to_thread_roundtrip)
+  use threading.Thread and the loop's default executor, as bench_threads does
+  with std::thread and aio's.
 
 Usage:
     python3 bench/python/bench_asyncio.py            # full sizes, ~1-2 min
@@ -37,6 +41,7 @@ import math
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -302,6 +307,71 @@ def measure_event_wake(n: int) -> int:
     return asyncio.run(main())
 
 
+CALL_SOON_PRODUCERS_MANY = 4
+
+
+def measure_call_soon_threadsafe(n: int, producers: int) -> int:
+    """`loop.call_soon_threadsafe(f)` from `producers` threading.Thread producers,
+    n calls in all, into a loop kept busy by a task doing `await asyncio.sleep(0)`
+    until every callback has run (so it never blocks in select).
+
+    Timed from releasing the producers until the loop has run the last callback,
+    as bench_threads; the threads are started before and joined after.
+    """
+    per_thread = n // producers
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        remaining = per_thread * producers  # only the loop thread touches it
+        go = threading.Event()
+
+        def on_call() -> None:
+            nonlocal remaining
+            remaining -= 1
+
+        def produce() -> None:
+            go.wait()
+            for _ in range(per_thread):
+                loop.call_soon_threadsafe(on_call)
+
+        threads = [threading.Thread(target=produce) for _ in range(producers)]
+        for thread in threads:
+            thread.start()
+        start = time.perf_counter_ns()
+        go.set()
+        while remaining:
+            await asyncio.sleep(0)
+        elapsed = time.perf_counter_ns() - start
+        for thread in threads:
+            thread.join()
+        return elapsed
+    return asyncio.run(main())
+
+
+def measure_call_soon_threadsafe_1t(n: int) -> int:
+    return measure_call_soon_threadsafe(n, 1)
+
+
+def measure_call_soon_threadsafe_4t(n: int) -> int:
+    return measure_call_soon_threadsafe(n, CALL_SOON_PRODUCERS_MANY)
+
+
+def measure_to_thread(n: int) -> int:
+    """`await asyncio.to_thread(noop)`, n times: a round trip through the loop's
+    default executor. One untimed round trip first starts its first worker, as
+    in bench_threads."""
+    def noop() -> None:
+        pass
+
+    async def main() -> int:
+        await asyncio.to_thread(noop)
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            await asyncio.to_thread(noop)
+        return time.perf_counter_ns() - start
+    return asyncio.run(main())
+
+
 # --------------------------------------------------------------------------
 # Macro scenarios: each returns its complete result object
 # --------------------------------------------------------------------------
@@ -407,6 +477,52 @@ def report_sleep_scale_10k(n: int) -> dict:
     }
 
 
+WAKEUP_PAUSE_S = 200e-6
+
+
+def report_wakeup_idle(m: int) -> dict:
+    """How long an idle loop takes to run a callback posted from another thread.
+
+    The loop runs run_forever() in a threading.Thread, waiting in select; this
+    thread takes t0, calls loop.call_soon_threadsafe(cb), cb takes t1 on the
+    loop thread; once cb has run, this thread sleeps 200 us so the loop goes back
+    to select, and repeats. m samples of t1 - t0, after one unrecorded round.
+    """
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    ran = threading.Event()
+    woke = 0
+
+    def on_wake() -> None:
+        nonlocal woke
+        woke = time.perf_counter_ns()
+        ran.set()
+
+    samples_ns = []
+    try:
+        for i in range(m + 1):
+            ran.clear()
+            start = time.perf_counter_ns()
+            loop.call_soon_threadsafe(on_wake)
+            ran.wait()
+            if i:
+                samples_ns.append(woke - start)
+            time.sleep(WAKEUP_PAUSE_S)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()
+    samples_ns.sort()
+    return {
+        "value": round(float(statistics.median(samples_ns)), 1),
+        "p99": round(float(percentile(samples_ns, 99)), 1),
+        "unit": "ns (median)",
+        "detail": f"M={m} wake-ups of a loop idle in select, "
+                  f"{WAKEUP_PAUSE_S * 1e6:.0f} us apart",
+    }
+
+
 # --------------------------------------------------------------------------
 # Scenario table and runner
 # --------------------------------------------------------------------------
@@ -459,8 +575,12 @@ SCENARIOS: dict[str, Micro | Macro] = {
     "lock_uncontended":    Micro(measure_lock_uncontended, "ns/acquire", 100_000, 10_000),
     "lock_contended_10":   Micro(measure_lock_contended, "ns/acquire", 100_000, 10_000),
     "event_wake_10k":      Micro(measure_event_wake, "ns/waiter", 10_000, 10_000),
+    "call_soon_threadsafe_1t": Micro(measure_call_soon_threadsafe_1t, "ns/call", 100_000, 10_000),
+    "call_soon_threadsafe_4t": Micro(measure_call_soon_threadsafe_4t, "ns/call", 400_000, 40_000),
+    "to_thread_roundtrip": Micro(measure_to_thread, "ns/roundtrip", 20_000, 2_000),
     "memory_1m_sleeping":  Macro(report_memory_sleeping, 1_000_000, 20_000),
     "oversleep_1ms":       Macro(report_oversleep, 1_000, 200),
+    "wakeup_idle":         Macro(report_wakeup_idle, 2_000, 200),
     "sleep_scale":         Macro(report_sleep_scale, 100, 20),
     "sleep_scale_10k":     Macro(report_sleep_scale_10k, 10_000, 1_000),
 }

@@ -10,6 +10,7 @@
 // this pool (a worker would wait for itself).
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -47,9 +48,12 @@ public:
         std::unique_lock lock(mutex_);
         if (shut_down_) throw aio::runtime_error("cannot schedule new jobs after aio::thread_pool::shutdown()");
         queue_.push_back(std::move(j));
+        queued_.store(queue_.size(), std::memory_order_release);
         if (idle_ >= queue_.size() || workers_.size() >= max_workers_) {
+            // A spinning worker sees the job by itself; only a sleeping one needs waking.
+            const bool wake = sleeping_ != 0;
             lock.unlock();
-            wake_.notify_one();
+            if (wake) wake_.notify_one();
             return;
         }
         try {
@@ -72,6 +76,7 @@ public:
         {
             std::lock_guard lock(mutex_);
             shut_down_ = true;
+            stopping_.store(true, std::memory_order_relaxed);
             if (wait) workers.swap(workers_);
         }
         wake_.notify_all();
@@ -90,6 +95,7 @@ public:
         {
             std::unique_lock lock(mutex_);
             shut_down_ = true;
+            stopping_.store(true, std::memory_order_relaxed);
             wake_.notify_all();
             if (!finished_.wait_for(lock, timeout, [this] { return live_ == 0; })) return false;
             workers.swap(workers_);
@@ -115,18 +121,36 @@ public:
     }
 
 private:
+    // An idle worker spins this long before it sleeps. A task that awaits jobs one after
+    // another submits the next within microseconds of the last result, and a sleeping
+    // worker costs a wake-up on every job (a futex, and on a virtual machine an idle
+    // CPU's exit: 5 to 25 us here). The spin is bounded, so an idle pool burns at most
+    // this much CPU per worker after its last job.
+    static constexpr std::chrono::microseconds spin_before_sleep{50};
+
     void work(std::size_t id) {
         std::unique_lock lock(mutex_);
         for (;;) {
-            ++idle_;
-            wake_.wait(lock, [this] { return !queue_.empty() || shut_down_; });
-            --idle_;
+            if (queue_.empty() && !shut_down_) {
+                ++idle_;
+                lock.unlock();
+                const auto until = std::chrono::steady_clock::now() + spin_before_sleep;
+                while (queued_.load(std::memory_order_acquire) == 0 && !stopping_.load(std::memory_order_relaxed) &&
+                       std::chrono::steady_clock::now() < until)
+                    relax();
+                lock.lock();
+                ++sleeping_;
+                wake_.wait(lock, [this] { return !queue_.empty() || shut_down_; });
+                --sleeping_;
+                --idle_;
+            }
             if (queue_.empty()) {  // shut down, nothing left to run
                 if (--live_ == 0) finished_.notify_all();
                 return;
             }
             job j = std::move(queue_.front());
             queue_.pop_front();
+            queued_.store(queue_.size(), std::memory_order_relaxed);
             ++running_;
             busy_[id] = {true, j.origin()};
             lock.unlock();
@@ -137,6 +161,14 @@ private:
         }
     }
 
+    static void relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        std::this_thread::yield();
+#endif
+    }
+
     const std::size_t max_workers_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
@@ -145,7 +177,10 @@ private:
     std::size_t live_ = 0;  // workers started and not yet exited
     std::deque<job> queue_;
     std::vector<std::thread> workers_;
-    std::size_t idle_ = 0;
+    std::atomic<std::size_t> queued_{0};  // queue_.size(), for spinning workers to read without the lock
+    std::atomic<bool> stopping_{false};   // shut_down_, likewise
+    std::size_t idle_ = 0;     // workers waiting for a job, spinning or asleep
+    std::size_t sleeping_ = 0;  // of those, the ones asleep on wake_
     std::size_t running_ = 0;
     bool shut_down_ = false;
 };

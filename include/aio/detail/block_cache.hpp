@@ -81,6 +81,19 @@ public:
         s.blocks[s.size++] = p;
     }
 
+    // A block that will be freed on another thread (a node posted to a loop): from a
+    // slab from the first, not malloc, since a malloc block freed on another thread
+    // costs both threads a lock on its arena, and a slab block goes back to its slab
+    // with one compare-and-swap, to be taken back by this thread in bulk.
+    void* allocate_for_remote(std::size_t n) {
+        if (n > max_block) return ::operator new(n);
+        const std::size_t c = size_class(n);
+        stack& s = free_[c];
+        if (s.size == 0) return from_slab(c);
+        retained_ -= block_size(c);
+        return s.blocks[--s.size];
+    }
+
     // Whether new blocks now come from slabs.
     bool uses_slabs() const noexcept { return slabs_on_; }
 
@@ -256,6 +269,13 @@ inline constexpr bool bypass_block_cache = false;
     if constexpr (bypass_block_cache) return ::operator new(n);
     block_cache* cache = thread_block_cache();
     return cache ? cache->allocate(n) : ::operator new(n);
+}
+
+// allocate_block for a block that another thread will free (see allocate_for_remote).
+inline void* allocate_remote_block(std::size_t n) {
+    if constexpr (bypass_block_cache) return ::operator new(n);
+    block_cache* cache = thread_block_cache();
+    return cache ? cache->allocate_for_remote(n) : ::operator new(n);
 }
 
 // A block freed on a thread whose cache is gone (or never came): to its slab or to malloc.

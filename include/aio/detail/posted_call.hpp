@@ -1,8 +1,8 @@
 #pragma once
 // A call_soon_threadsafe callback: made on the calling thread, posted through the
 // loop's inbox, run (or, when the loop closes first, dropped) on the loop's thread.
-// Its memory comes from the caller's block cache and goes back to the loop thread's,
-// which a block freed on another thread is allowed to do (block_cache.hpp).
+// Its memory comes from the caller's slabs and goes back to the loop thread's block
+// cache, or from there to its slab (block_cache.hpp: allocate_for_remote).
 
 #include <cstddef>
 #include <exception>
@@ -16,7 +16,7 @@ namespace aio::detail {
 
 template <class F>
 struct posted_call final : inbox_node {
-    static void* operator new(std::size_t size) { return allocate_block(size); }
+    static void* operator new(std::size_t size) { return allocate_remote_block(size); }
     static void operator delete(void* p, std::size_t size) noexcept { deallocate_block(p, size); }
 
     template <class G>

@@ -42,8 +42,11 @@ public:
     bool empty() const noexcept { return head_ == tail_; }
     std::size_t size() const noexcept { return static_cast<std::size_t>(tail_ - head_); }
 
-    std::uint64_t push(std::uintptr_t entry) {
-        if (tail_ - head_ == capacity_) grow(capacity_ + 1);
+    // Inlined wherever a task is woken (GCC stops inlining it once it has enough
+    // callers, which costs a call on every wake-up); growing stays out of line.
+    [[gnu::always_inline]] std::uint64_t push(std::uintptr_t entry) {
+        if (tail_ - head_ == capacity_) [[unlikely]]
+            grow(capacity_ + 1);
         slots_[tail_ & (capacity_ - 1)] = entry;
         return tail_++;
     }
@@ -75,7 +78,7 @@ public:
     }
 
 private:
-    void grow(std::size_t at_least) {
+    [[gnu::noinline]] void grow(std::size_t at_least) {
         std::size_t capacity = capacity_ ? capacity_ * 2 : 64;
         while (capacity < at_least) capacity *= 2;
         auto slots = std::make_unique_for_overwrite<std::uintptr_t[]>(capacity);

@@ -146,7 +146,7 @@ public:
             call_soon(std::forward<F>(f));
             return;
         }
-        auto* node = new detail::posted_call<std::decay_t<F>>(core_, std::forward<F>(f));
+        auto* node = new detail::posted_call<std::decay_t<F>>(&core_, std::forward<F>(f));
         if (!core_.post(node)) {
             delete node;
             throw aio::runtime_error("Event loop is closed");

@@ -21,6 +21,7 @@
 
 #include <exception>
 #include <memory>
+#include <new>
 #include <utility>
 
 #include "concurrent_future.hpp"
@@ -112,8 +113,10 @@ concurrent_future<T> run_coroutine_threadsafe(task<T> t, event_loop& loop) {
         auto cancel_runner = [weak] {
             if (auto s = weak.lock(); s && s->runner) s->runner->cancel();
         };
-        auto* node = new detail::posted_call<decltype(cancel_runner)>(*core, std::move(cancel_runner));
-        if (!(*box).post(node)) delete node;  // the loop has closed: its task is gone
+        // (Without memory for the call, the task runs on; the future is cancelled all the
+        // same. cancel() may be called from a destructor: nothing may escape.)
+        auto* node = new (std::nothrow) detail::posted_call<decltype(cancel_runner)>(core, std::move(cancel_runner));
+        if (node && !(*box).post(node)) delete node;  // the loop has closed: its task is gone
     };
     loop.call_soon_threadsafe(detail::start_on_loop<T>(std::move(t), state, loop));
     return detail::future_access<T>::make(std::move(state));

@@ -254,17 +254,37 @@ TEST_CASE("an exception thrown by a done callback is dropped and the later callb
     REQUIRE(f.result() == 1);
 }
 
-TEST_CASE("a move-only result is moved out to the first caller and later ones get aio::invalid_state_error") {
+TEST_CASE("result() gives a move-only value in place, the same object to every caller") {
     aio::concurrent_future<std::unique_ptr<int>> f;
     std::thread setter([f]() mutable { f.set_result(std::make_unique<int>(5)); });
-    std::unique_ptr<int> p = f.result();
+    const std::unique_ptr<int>& p = f.result();
     setter.join();
     REQUIRE(p);
     REQUIRE(*p == 5);
-    REQUIRE_THROWS_AS(f.result(), aio::invalid_state_error);
-    REQUIRE_THROWS_AS(f.result(0s), aio::invalid_state_error);
-    REQUIRE(f.exception() == nullptr);  // it ended with a value, taken or not
+    REQUIRE(f.result().get() == p.get());
+    REQUIRE(f.result(0s).get() == p.get());
+    REQUIRE(f.exception() == nullptr);
     REQUIRE(f.done());
+}
+
+TEST_CASE("a result timeout of hours::max() or a fractional duration waits as asked") {
+    aio::concurrent_future<int> f;
+    std::thread setter([f]() mutable {
+        std::this_thread::sleep_for(20ms);
+        f.set_result(3);
+    });
+    REQUIRE(f.result(std::chrono::hours::max()) == 3);  // no overflow into the past
+    setter.join();
+    aio::concurrent_future<int> g;
+    REQUIRE_THROWS_AS(g.result(std::chrono::duration<double>(0.01)), aio::timeout_error);
+}
+
+TEST_CASE("a moved-from concurrent_future still refers to the state: moving copies") {
+    aio::concurrent_future<int> f;
+    aio::concurrent_future<int> g = std::move(f);
+    g.set_result(4);
+    REQUIRE(f.done());  // NOLINT: a move copies
+    REQUIRE(f.result() == 4);
 }
 
 TEST_CASE("a move-only future that failed rethrows its exception every time") {

@@ -577,3 +577,43 @@ TEST_CASE("shutdown(true) called from two threads returns in each only once the 
     REQUIRE(ran_when_first_returned == 1);
     REQUIRE(ran_when_second_returned == 1);
 }
+
+TEST_CASE("shutdown(true) or join_for from one of the pool's own workers throws instead of waiting for itself") {
+    aio::thread_pool pool(1);
+    std::atomic<int> refused{0};
+    std::atomic<bool> done{false};
+    aio::event_loop loop;
+    loop.run_until_complete([&]() -> aio::task<> {
+        co_await aio::get_running_loop().run_in_executor(pool, [&] {
+            try {
+                pool.shutdown(true);
+            } catch (const aio::runtime_error&) {
+                ++refused;
+            }
+            try {
+                (void)pool.join_for(std::chrono::milliseconds(1));
+            } catch (const aio::runtime_error&) {
+                ++refused;
+            }
+            done = true;
+        });
+    }());
+    REQUIRE(done);
+    REQUIRE(refused == 2);
+}
+
+TEST_CASE("join_for with a timeout of nanoseconds::max() waits for the jobs instead of overflowing") {
+    aio::thread_pool pool(1);
+    std::atomic<bool> ran{false};
+    aio::event_loop loop;
+    loop.run_until_complete([&]() -> aio::task<> {
+        auto h = aio::create_task(aio::get_running_loop().run_in_executor(pool, [&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            ran = true;
+        }));
+        co_await aio::sleep(std::chrono::milliseconds(1));
+        REQUIRE(pool.join_for(std::chrono::nanoseconds::max()));
+        REQUIRE(ran);
+        co_await h;
+    }());
+}

@@ -11,6 +11,7 @@
 #include <aio/task.hpp>
 #include <aio/thread_pool.hpp>
 #include <aio/to_thread.hpp>
+#include <aio/wait_for.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -125,7 +126,7 @@ TEST_CASE("to_thread moves move-only arguments in and a move-only result out") {
 TEST_CASE("cancelling a to_thread await while its job runs ends the await at once; the result is dropped once") {
     aio_test::counted::reset();
     latch release;
-    std::atomic<bool> job_done{false};
+    std::atomic<bool> job_started{false}, job_done{false};
     {
         aio::event_loop loop;
         bool saw_cancel = false;
@@ -133,6 +134,7 @@ TEST_CASE("cancelling a to_thread await while its job runs ends the await at onc
         auto body = [&]() -> aio::task<> {
             try {
                 co_await aio::to_thread([&] {
+                    job_started = true;
                     release.wait();
                     aio_test::counted c;
                     job_done = true;
@@ -145,7 +147,7 @@ TEST_CASE("cancelling a to_thread await while its job runs ends the await at onc
         };
         loop.run_until_complete([&]() -> aio::task<> {
             auto waiter = aio::create_task(body());
-            co_await aio::sleep(0s);  // the job is submitted and blocks
+            while (!job_started) co_await aio::sleep(1ms);  // the job runs, and blocks
             waiter.cancel();
             try {
                 co_await waiter;
@@ -364,6 +366,89 @@ TEST_CASE("run_in_executor from a thread other than the running loop's throws ai
         std::thread other([&] {
             try {
                 (void)loop.run_in_executor(nullptr, [] {});
+            } catch (const aio::runtime_error&) {
+                threw = true;
+            }
+            checked = true;
+        });
+        while (!checked) co_await aio::sleep(1ms);
+        other.join();
+    }());
+    REQUIRE(threw);
+}
+
+TEST_CASE("a job still queued when its await is cancelled never runs, as asyncio's pool skips it") {
+    aio::thread_pool pool(1);
+    latch release;
+    std::atomic<int> ran{0};
+    aio::event_loop loop;
+    auto blocker = [&]() -> aio::task<> {
+        co_await aio::get_running_loop().run_in_executor(pool, [&] { release.wait(); });
+    };
+    auto queued = [&]() -> aio::task<> {
+        co_await aio::get_running_loop().run_in_executor(pool, [&] { ++ran; });
+    };
+    loop.run_until_complete([&]() -> aio::task<> {
+        auto first = aio::create_task(blocker());  // holds the only worker
+        auto second = aio::create_task(queued());  // waits in the queue behind it
+        co_await aio::sleep(0s);
+        second.cancel();
+        try {
+            co_await second;
+        } catch (const aio::cancelled_error&) {
+        }
+        release.open();
+        co_await first;
+    }());
+    pool.shutdown(true);
+    REQUIRE(ran == 0);
+}
+
+TEST_CASE("a loop on a manual clock waits for a job in real time instead of jumping past its timeout") {
+    aio::detail::manual_clock clock;
+    aio::event_loop loop(clock);
+    int v = loop.run_until_complete([]() -> aio::task<int> {
+        co_return co_await aio::wait_for(aio::to_thread([] {
+                                             std::this_thread::sleep_for(30ms);
+                                             return 9;
+                                         }),
+                                         10s);
+    }());
+    REQUIRE(v == 9);
+}
+
+TEST_CASE("a second shutdown_default_executor waits for the first one's jobs too") {
+    latch release;
+    std::atomic<bool> finished{false};
+    aio::event_loop loop;
+    loop.run_until_complete([&]() -> aio::task<> {
+        auto& l = aio::get_running_loop();
+        auto job = l.create_task(aio::to_thread([&] {
+            release.wait();
+            finished = true;
+        }));
+        co_await aio::sleep(1ms);
+        auto first = l.create_task(l.shutdown_default_executor());
+        co_await aio::sleep(1ms);
+        auto second = l.create_task(l.shutdown_default_executor());
+        co_await aio::sleep(5ms);
+        REQUIRE_FALSE(second.done());  // the job still runs
+        release.open();
+        co_await second;
+        REQUIRE(finished);
+        co_await first;
+        co_await job;
+    }());
+}
+
+TEST_CASE("default_executor from a thread other than the running loop's throws and creates no pool") {
+    aio::event_loop loop;
+    bool threw = false;
+    std::atomic<bool> checked{false};
+    loop.run_until_complete([&]() -> aio::task<> {
+        std::thread other([&] {
+            try {
+                (void)loop.default_executor();
             } catch (const aio::runtime_error&) {
                 threw = true;
             }

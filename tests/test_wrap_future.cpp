@@ -445,3 +445,32 @@ TEST_CASE("closing a loop whose task awaits a std::future waits for the default 
     }
     keeper.join();
 }
+
+TEST_CASE("a wrap_future awaiter that went away does not take the move-only value from a later reader") {
+    aio::concurrent_future<std::unique_ptr<int>> f;
+    {
+        aio::event_loop loop;
+        loop.run_until_complete([&]() -> aio::task<> {
+            (void)aio::create_task(aio::wrap_future(f));  // awaits; destroyed with the loop
+            co_await aio::sleep(0s);
+        }());
+    }  // the loop closes: that await is gone, its done callback stays on the future
+    f.set_result(std::make_unique<int>(8));
+    auto body = [&]() -> aio::task<int> {
+        std::unique_ptr<int> p = co_await aio::wrap_future(f);
+        co_return *p;
+    };
+    REQUIRE(aio::run(body()) == 8);
+}
+
+TEST_CASE("wrap_future of an rvalue future moves the value; of an lvalue, copies it") {
+    aio::concurrent_future<std::string> f;
+    f.set_result("text");
+    auto body = [&]() -> aio::task<std::string> {
+        std::string a = co_await aio::wrap_future(f);
+        std::string b = co_await aio::wrap_future(aio::concurrent_future<std::string>(f));
+        co_return a + "/" + b;
+    };
+    REQUIRE(aio::run(body()) == "text/text");
+    REQUIRE_THROWS_AS(f.result(), aio::invalid_state_error);  // the rvalue's await moved it out
+}

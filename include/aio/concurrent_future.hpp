@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -55,24 +56,27 @@ struct future_state {
     // That loop's thread only: the task producing the result, while it runs.
     task_state* runner = nullptr;
 
-    // The outcome of a done future: its value (copied; a move-only one is moved out
-    // once), its exception, or aio::cancelled_error. With `mutex` held.
-    T get_locked() {
+    // The outcome of a done future, with `mutex` held: its exception or
+    // aio::cancelled_error is thrown; a value moved out by take() is
+    // aio::invalid_state_error.
+    void check_locked() const {
         if (state == status::cancelled) throw cancelled_error();
         if (error) std::rethrow_exception(error);
-        if constexpr (std::is_void_v<T>) {
-            return;
-        } else if constexpr (std::is_copy_constructible_v<T>) {
-            return *value;
-        } else {
-            if (value_taken) throw invalid_state_error("the result of this aio::concurrent_future was moved out already");
-            value_taken = true;
-            return std::move(*value);
-        }
+        if (value_taken)
+            throw invalid_state_error("the value of this aio::concurrent_future was moved out (by aio::wrap_future)");
     }
-    T get() {
+    // The value, copied (wrap_future of a future others may read too).
+    T copy() {
         std::lock_guard lock(mutex);
-        return get_locked();
+        check_locked();
+        if constexpr (!std::is_void_v<T>) return *value;
+    }
+    // The value, moved out (once): wrap_future's, on the awaiting loop's thread.
+    T take() {
+        std::lock_guard lock(mutex);
+        check_locked();
+        value_taken = true;
+        if constexpr (!std::is_void_v<T>) return std::move(*value);
     }
     bool cancel_requested() const {
         std::lock_guard lock(mutex);
@@ -142,9 +146,13 @@ template <class T>
 class concurrent_future {
 public:
     using value_type = T;
+    using result_type = std::conditional_t<std::is_void_v<T>, void, std::add_lvalue_reference_t<const T>>;
 
     // A pending future that nothing completes yet (see set_result / set_exception).
     concurrent_future() : state_(std::make_shared<detail::future_state<T>>()) {}
+    // Copies share the state. A move copies too, so that no future is ever empty.
+    concurrent_future(const concurrent_future&) = default;
+    concurrent_future& operator=(const concurrent_future&) = default;
 
     bool done() const {
         std::lock_guard lock(state_->mutex);
@@ -160,23 +168,22 @@ public:
     // loop); waiters wake with aio::cancelled_error.
     bool cancel() { return state_->cancel(); }
 
-    // Waits for the result: the value (a copy; a move-only value is moved out to the
-    // first caller, later ones get aio::invalid_state_error), or the exception it
-    // ended with, or aio::cancelled_error. On the thread of the loop that must complete
-    // it, waiting would never end: aio::runtime_error instead (co_await
-    // aio::wrap_future(f) there).
-    T result() {
+    // Waits for the result: a reference to the value, which lives as long as the future
+    // (a copy of it) does; or the exception it ended with, or aio::cancelled_error. On
+    // the thread of the loop that must complete it, waiting would never end:
+    // aio::runtime_error instead (co_await aio::wrap_future(f) there).
+    result_type result() {
         std::unique_lock lock(state_->mutex);
         wait(lock, nullptr);
-        return state_->get_locked();
+        return value_locked();
     }
     // The same, waiting at most `timeout`: aio::timeout_error after it.
     template <class Rep, class Period>
-    T result(std::chrono::duration<Rep, Period> timeout) {
+    result_type result(std::chrono::duration<Rep, Period> timeout) {
         std::unique_lock lock(state_->mutex);
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        const auto deadline = deadline_after(timeout);
         wait(lock, &deadline);
-        return state_->get_locked();
+        return value_locked();
     }
 
     // Waits as result() does; the exception the future ended with, or null after a
@@ -189,7 +196,7 @@ public:
     template <class Rep, class Period>
     std::exception_ptr exception(std::chrono::duration<Rep, Period> timeout) {
         std::unique_lock lock(state_->mutex);
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        const auto deadline = deadline_after(timeout);
         wait(lock, &deadline);
         return exception_locked();
     }
@@ -240,6 +247,21 @@ private:
         auto ready = [&] { return s.state != status::pending; };
         if (!deadline) s.done_cv.wait(lock, ready);
         else if (!s.done_cv.wait_until(lock, *deadline, ready)) throw timeout_error();
+    }
+
+    result_type value_locked() const {
+        state_->check_locked();
+        if constexpr (!std::is_void_v<T>) return *state_->value;
+    }
+
+    // now + timeout on the steady clock, saturated (a timeout of hours::max() waits
+    // as good as forever rather than overflowing into the past).
+    template <class Rep, class Period>
+    static std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
+        using clock = std::chrono::steady_clock;
+        const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();
+        const std::int64_t at = detail::deadline_after(now, detail::saturating_ns(timeout));
+        return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(at)));
     }
 
     std::exception_ptr exception_locked() const {

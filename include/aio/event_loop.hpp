@@ -24,6 +24,7 @@
 #include "exception_context.hpp"
 #include "executor.hpp"
 #include "handle.hpp"
+#include "sleep.hpp"
 #include "task.hpp"
 #include "task_handle.hpp"
 #include "thread_pool.hpp"
@@ -62,7 +63,8 @@ public:
 
     // The loop finishes the iteration it is in, then run_forever() returns.
     void stop() noexcept {
-        detail::assert_loop_thread(&core_, "aio::event_loop::stop() (from another thread: call_soon_threadsafe([&] { loop.stop(); }))");
+        detail::assert_loop_thread(&core_, "aio::event_loop::stop() (from another thread: "
+                                           "call_soon_threadsafe([&] { loop.stop(); }))");
         core_.stopping = true;
     }
 
@@ -186,7 +188,7 @@ public:
         explicit keep_alive_token(detail::mailbox* box) noexcept : box_(box) { box_->hold(); }
         detail::mailbox* box_;
     };
-    keep_alive_token keep_alive() { return keep_alive_token(core_.share_mailbox()); }
+    [[nodiscard]] keep_alive_token keep_alive() { return keep_alive_token(core_.share_mailbox()); }
 
     // co_await loop.run_in_executor(executor, f, args...): f(args...) runs through
     // `executor` (nullptr: the loop's default executor, as asyncio's None), and the
@@ -202,11 +204,13 @@ public:
         detail::check_loop_thread(&core_, "aio::event_loop::run_in_executor()");
         using result = detail::executor_result_t<F, A...>;
         return detail::awaiting_call<result>(
-            detail::executor_awaiter<result>(core_, executor, std::forward<F>(f), std::forward<A>(args)...));
+            detail::executor_awaiter<result>("aio::event_loop::run_in_executor()", core_, executor, std::forward<F>(f),
+                                             std::forward<A>(args)...));
     }
     template <class F, class... A>
         requires std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>
     task<detail::executor_result_t<F, A...>> run_in_executor(std::nullptr_t, F&& f, A&&... args) {
+        detail::check_loop_thread(&core_, "aio::event_loop::run_in_executor()");
         return run_in_executor(default_executor(), std::forward<F>(f), std::forward<A>(args)...);
     }
 
@@ -214,6 +218,7 @@ public:
     // use: thread_pool::default_max_workers() workers at most. Throws
     // aio::runtime_error once shutdown_default_executor() has been called.
     thread_pool& default_executor() {
+        detail::check_loop_thread(&core_, "aio::event_loop::default_executor()");
         if (executor_shut_down_) throw aio::runtime_error("Executor shutdown has been called");
         core_.check_open();
         if (!default_executor_) default_executor_ = std::make_unique<thread_pool>();
@@ -225,14 +230,21 @@ public:
     // destroys the pool. Past the timeout it reports, through the exception handler,
     // which tasks' jobs are still running, and then waits for them after all: a worker
     // must not outlive its pool. aio::run calls it with the default 300 s.
+    // A call made while another waits for the pool waits for it too.
     task<> shutdown_default_executor(std::chrono::nanoseconds timeout = std::chrono::seconds(300)) {
         detail::check_loop_thread(&core_, "aio::event_loop::shutdown_default_executor()");
-        if (executor_shut_down_) co_return;
-        executor_shut_down_ = true;
+        executor_shut_down_ = true;  // no new jobs from here on
+        while (executor_shutting_down_) co_await sleep(std::chrono::milliseconds(1));  // rare: poll the other call
         if (!default_executor_) co_return;
+        executor_shutting_down_ = true;
+        struct busy_scope {
+            bool& busy;
+            ~busy_scope() { busy = false; }
+        } busy{executor_shutting_down_};
         thread_pool* pool = default_executor_.get();
         joiner_thread joiner{executor_joiner_};
-        detail::executor_awaiter<bool> joining(core_, joiner, [pool, timeout] { return pool->join_for(timeout); });
+        detail::executor_awaiter<bool> joining("aio::event_loop::shutdown_default_executor()", core_, joiner,
+                                               [pool, timeout] { return pool->join_for(timeout); });
         const bool joined = co_await std::move(joining);
         if (!joined) {
             std::string who;
@@ -242,7 +254,8 @@ public:
                               " seconds; still running: jobs of " + (who.empty() ? std::string("(none)") : who),
                           nullptr,
                           {}});
-            detail::executor_awaiter<void> waiting(core_, joiner, [pool] { pool->shutdown(true); });
+            detail::executor_awaiter<void> waiting("aio::event_loop::shutdown_default_executor()", core_, joiner,
+                                                   [pool] { pool->shutdown(true); });
             co_await std::move(waiting);
         }
         if (executor_joiner_.joinable()) executor_joiner_.join();
@@ -280,6 +293,7 @@ private:
     std::unique_ptr<thread_pool> default_executor_;
     std::thread executor_joiner_;
     bool executor_shut_down_ = false;
+    bool executor_shutting_down_ = false;  // a shutdown_default_executor() call is waiting for the pool
 };
 
 namespace detail {

@@ -94,9 +94,9 @@ struct start_on_loop {
     }
 
     void operator()() {
-        std::shared_ptr<future_state<T>> s = std::move(state);
-        if (s->cancel_requested()) return;  // cancelled before it could start
-        loop->create_task(complete_future<T>(std::move(body), s));
+        if (state->cancel_requested()) return;  // cancelled before it could start (the destructor is a no-op then)
+        loop->create_task(complete_future<T>(std::move(body), state));
+        state.reset();  // the task completes it now; if create_task threw, the destructor cancels it
     }
 };
 

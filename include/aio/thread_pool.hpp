@@ -38,6 +38,7 @@ public:
     explicit thread_pool(std::size_t max_workers = default_max_workers()) : max_workers_(max_workers) {
         if (max_workers == 0) throw std::invalid_argument("aio::thread_pool: max_workers must be greater than 0");
     }
+    // Waits for the workers (from one of them, that would wait forever: std::terminate).
     ~thread_pool() { shutdown(true); }
     thread_pool(const thread_pool&) = delete;
     thread_pool& operator=(const thread_pool&) = delete;
@@ -60,7 +61,7 @@ public:
             busy_.emplace_back();
             workers_.emplace_back([this, id = workers_.size()] { work(id); });
             ++live_;
-        } catch (const std::system_error&) {
+        } catch (...) {  // std::system_error, or no memory for the thread
             busy_.resize(workers_.size());
             if (workers_.empty()) {  // nobody would ever run it
                 queue_.pop_back();
@@ -72,6 +73,7 @@ public:
     // Refuses new jobs; the queued ones still run. With `wait`, returns once every
     // worker has finished (and been joined). Idempotent.
     void shutdown(bool wait = true) {
+        if (wait) check_not_own_worker("shutdown");
         std::vector<std::thread> workers;
         {
             std::lock_guard lock(mutex_);
@@ -91,13 +93,19 @@ public:
     // joined); false when some job was still queued or running at the deadline (the
     // workers then carry on; join them with shutdown(true) or the destructor).
     bool join_for(std::chrono::nanoseconds timeout) {
+        check_not_own_worker("join_for");
         std::vector<std::thread> workers;
         {
             std::unique_lock lock(mutex_);
             shut_down_ = true;
             stopping_.store(true, std::memory_order_relaxed);
             wake_.notify_all();
-            if (!finished_.wait_for(lock, timeout, [this] { return live_ == 0; })) return false;
+            // Saturated: a timeout of nanoseconds::max() must not overflow into the past.
+            const auto now = std::chrono::steady_clock::now();
+            const auto left = std::chrono::steady_clock::time_point::max() - now;
+            const auto deadline = timeout >= left ? std::chrono::steady_clock::time_point::max()
+                                                  : now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+            if (!finished_.wait_until(lock, deadline, [this] { return live_ == 0; })) return false;
             workers.swap(workers_);
         }
         for (std::thread& w : workers) w.join();
@@ -128,7 +136,19 @@ private:
     // this much CPU per worker after its last job.
     static constexpr std::chrono::microseconds spin_before_sleep{50};
 
+    // The pool whose worker this thread is, if any.
+    static thread_pool*& own_pool() noexcept {
+        static thread_local thread_pool* pool = nullptr;
+        return pool;
+    }
+    void check_not_own_worker(const char* what) const {
+        if (own_pool() == this)
+            throw aio::runtime_error(std::string("aio::thread_pool::") + what +
+                                     "() called from one of the pool's own workers: it would wait for itself");
+    }
+
     void work(std::size_t id) {
+        own_pool() = this;
         std::unique_lock lock(mutex_);
         for (;;) {
             if (queue_.empty() && !shut_down_) {

@@ -28,7 +28,7 @@ template <class F, class... A>
     requires std::is_invocable_v<F, A...>
 task<detail::executor_result_t<F, A...>> to_thread(F f, A... args) {
     detail::loop_core& loop = *detail::running_loop_or_throw("aio::to_thread()");
-    detail::executor_awaiter<detail::executor_result_t<F, A...>> result(loop, loop.owner().default_executor(),
+    detail::executor_awaiter<detail::executor_result_t<F, A...>> result("aio::to_thread()", loop, loop.owner().default_executor(),
                                                                         std::move(f), std::move(args)...);
     co_return co_await std::move(result);
 }

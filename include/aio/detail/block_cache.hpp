@@ -81,15 +81,18 @@ public:
         s.blocks[s.size++] = p;
     }
 
-    // A block that will be freed on another thread (a node posted to a loop): from a
-    // slab from the first, not malloc, since a malloc block freed on another thread
-    // costs both threads a lock on its arena, and a slab block goes back to its slab
-    // with one compare-and-swap, to be taken back by this thread in bulk.
+    // A block that will be freed on another thread (a node posted to a loop). Past the
+    // first `remote_arena_after` bytes of them (2 MiB: a thread that posts now and then
+    // costs no slab), from a slab even before this thread's frames use slabs: a malloc
+    // block freed on another thread costs both threads a lock on its arena, a slab
+    // block goes back to its slab with one compare-and-swap, to be taken back here in
+    // bulk.
+    static constexpr std::size_t remote_arena_after = std::size_t{2} << 20;
     void* allocate_for_remote(std::size_t n) {
         if (n > max_block) return ::operator new(n);
         const std::size_t c = size_class(n);
         stack& s = free_[c];
-        if (s.size == 0) return from_slab(c);
+        if (s.size == 0) return fresh_for_remote(c);
         retained_ -= block_size(c);
         return s.blocks[--s.size];
     }
@@ -140,6 +143,11 @@ private:
     // The paths past an empty or full stack stay out of line, so that allocate and
     // deallocate stay small enough to inline into every frame's operator new and delete.
     [[gnu::noinline]] void* fresh(std::size_t c) { return slabs_on_ ? from_slab(c) : from_malloc(c); }
+    [[gnu::noinline]] void* fresh_for_remote(std::size_t c) {
+        if (slabs_on_ || remote_malloced_ > remote_arena_after) return from_slab(c);
+        remote_malloced_ += block_size(c);
+        return from_malloc(c);
+    }
 
     void* from_malloc(std::size_t c) {
         malloced_ += block_size(c);
@@ -228,6 +236,7 @@ private:
     stack free_[classes] = {};
     std::size_t retained_ = 0;  // bytes kept for reuse: cached blocks and empty slabs (the stacks add 8 per block)
     std::size_t malloced_ = 0;  // bytes taken from malloc before slabs were on
+    std::size_t remote_malloced_ = 0;  // of those, for blocks another thread frees
     std::size_t arena_after_;
     bool slabs_on_ = false;
     std::uint64_t id_ = next_id();

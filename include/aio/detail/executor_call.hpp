@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <new>
@@ -82,8 +83,22 @@ struct executor_call_base : job_node, inbox_node {
         return std::move(value_);
     }
 
+    // Whether the job may still start. Cancelling an await whose job is still queued
+    // keeps it from running, as asyncio's pool skips a cancelled future; once it runs,
+    // it runs to its end.
+    enum : std::uint8_t { queued, running, abandoned };
+    bool claim() noexcept {  // the worker, before it runs the callable
+        std::uint8_t expected = queued;
+        return phase_.compare_exchange_strong(expected, running, std::memory_order_acq_rel);
+    }
+    void abandon() noexcept {  // the loop thread, when nobody awaits the result any more
+        std::uint8_t expected = queued;
+        phase_.compare_exchange_strong(expected, abandoned, std::memory_order_acq_rel);
+    }
+
     void (*destroy)(executor_call_base*) noexcept = nullptr;
     std::atomic<int> refs_{2};                  // the worker's (then its node's) and the awaiter's
+    std::atomic<std::uint8_t> phase_{queued};
     mailbox* box_ = nullptr;                    // the worker's until it posts
     loop_core* loop_ = nullptr;                 // loop thread
     executor_awaiter<R>* awaiter_ = nullptr;    // loop thread; null once nobody awaits
@@ -110,8 +125,8 @@ struct executor_call final : executor_call_base<R> {
     explicit executor_call(G&& g, B&&... args) : fn_(std::forward<G>(g)), args_(std::forward<B>(args)...) {
         this->job_node::run = [](job_node* n) noexcept {
             auto& self = *static_cast<executor_call*>(n);
-            self.finish_with([&]() -> R { return std::apply(std::move(self.fn_), std::move(self.args_)); });
-            self.post_back();
+            if (self.claim()) self.finish_with([&]() -> R { return std::apply(std::move(self.fn_), std::move(self.args_)); });
+            self.post_back();  // run or skipped: the node goes back, for the loop to count it
         };
         this->job_node::drop = [](job_node* n) noexcept {
             auto& self = *static_cast<executor_call*>(n);
@@ -131,18 +146,20 @@ struct executor_call final : executor_call_base<R> {
 //
 // Resumption: the node's step, on the loop thread, in the iteration after the worker
 // posted it, schedules the task (rule 4). Cancellation: the hook lets go of the call at
-// once — the task resumes with cancelled_error — while the job runs on to its end on its
-// worker and its result is freed when it comes back. Too late once the result is in:
-// the task then keeps the cancellation for its next suspension, and the result is freed
-// with the awaiter. Dropping the awaitable without awaiting it lets go of the call the
-// same way.
+// once — the task resumes with cancelled_error — and a job still queued will not run;
+// one already running runs on to its end on its worker, and its result is freed when it
+// comes back. Once the result is in and the task woken, the hook is too late: the
+// cancellation is then thrown when the task resumes, at this same await (asyncio's
+// _must_cancel), and the result is freed with the awaiter. Dropping the awaitable
+// without awaiting it lets go of the call the same way.
 template <class R>
 class [[nodiscard]] executor_awaiter : cancel_hook {
 public:
     using call = executor_call_base<R>;
 
+    // `what` names the operation in errors ("aio::to_thread()").
     template <class E, class F, class... A>
-    executor_awaiter(loop_core& loop, E& executor, F&& f, A&&... args) {
+    executor_awaiter(const char* what, loop_core& loop, E& executor, F&& f, A&&... args) : what_(what) {
         cancel = on_cancel;
         using impl = executor_call<R, std::decay_t<F>, std::decay_t<A>...>;
         loop.check_open();
@@ -164,7 +181,7 @@ public:
         call_ = c;
     }
     executor_awaiter(executor_awaiter&& other) noexcept
-        : cancel_hook(other), call_(std::exchange(other.call_, nullptr)) {
+        : cancel_hook(other), call_(std::exchange(other.call_, nullptr)), what_(other.what_) {
         if (call_) call_->awaiter_ = this;
     }
     executor_awaiter(const executor_awaiter&) = delete;
@@ -176,14 +193,14 @@ public:
 
     bool await_ready() const noexcept { return call_ && call_->delivered_; }
     void await_suspend(std::coroutine_handle<> h) {
-        task_state& t = suspending_task("aio::run_in_executor()");
-        if (!call_) throw invalid_state_error("this run_in_executor()/to_thread() result was already awaited");
+        task_state& t = suspending_task(what_);
+        if (!call_) throw invalid_state_error(std::string(what_) + ": the result was already awaited");
         task_ = &t;
         suspend(t, h, *this);
     }
     auto await_resume() {
         resumed(task_, cancelled_);
-        if (!call_) throw invalid_state_error("this run_in_executor()/to_thread() result was already awaited");
+        if (!call_) throw invalid_state_error(std::string(what_) + ": the result was already awaited");
         struct freed {
             executor_awaiter& a;
             ~freed() { a.let_go(); }
@@ -229,10 +246,12 @@ private:
         call* c = std::exchange(call_, nullptr);
         if (!c) return;
         c->awaiter_ = nullptr;
+        c->abandon();
         c->release();
     }
 
     call* call_ = nullptr;
+    const char* what_;
     task_state* task_ = nullptr;
     bool cancelled_ = false;
 };
@@ -240,7 +259,7 @@ private:
 // run_in_executor's task: the job was submitted when the awaiter was made; the task
 // only waits for it, so that it can be gathered, spawned or given a time limit.
 template <class R>
-task<R> awaiting_call(executor_awaiter<R> call) {
+task<R> awaiting_call(executor_awaiter<R> call) {  // NOLINT: by value, moved into the frame
     if constexpr (std::is_void_v<R>) co_await std::move(call);
     else co_return co_await std::move(call);
 }

@@ -277,7 +277,7 @@ public:
     // Cancelled timers whose callables are still to be destroyed (see cancel()).
     std::vector<callback_node*> disposals;
     exception_handler handler;
-    bool running = false;
+    std::atomic<bool> running{false};  // atomic for is_running() from another thread
     bool stopping = false;
 
 private:
@@ -287,9 +287,15 @@ private:
     // Waits for the next deadline (no_deadline: for I/O or a wake-up only).
     [[gnu::noinline]] void block(std::int64_t deadline) {
         if (manual_clock* m = clock_.manual(); m && deadline != poller::no_deadline) [[unlikely]] {
-            m->advance_to(deadline);  // simulated time: jump to the timer instead of waiting
-            if (multiplexer.registrations() != 0) poll(poller::no_deadline, false);
-            return;
+            // Simulated time jumps to the timer instead of waiting — unless another
+            // thread still has work for the loop (a job, a keep-alive): that comes first,
+            // in real time, with the simulated clock standing still.
+            if (wake_sources_ == 0 && !mailbox_->held()) {
+                m->advance_to(deadline);
+                if (multiplexer.registrations() != 0) poll(poller::no_deadline, false);
+                return;
+            }
+            deadline = poller::no_deadline;
         }
         if (!mailbox_->box.prepare_to_sleep()) {  // something was posted meanwhile
             if (multiplexer.registrations() != 0) poll(poller::no_deadline, false);

@@ -7,8 +7,8 @@
 // the loop: once the loop has closed, the inbox refuses the post (the poster keeps its
 // node and frees it), and the wake-up goes to the mailbox's own descriptor — a
 // duplicate of the loop's eventfd, so writing it wakes the loop while the loop lives
-// and harms nothing after. The loop holds one reference; each in-flight job and each
-// cross-thread future holds one more.
+// and harms nothing after. The loop holds one reference; each in-flight job, each
+// run_coroutine_threadsafe future not yet done and each keep-alive token holds one more.
 
 #include <fcntl.h>
 #include <unistd.h>

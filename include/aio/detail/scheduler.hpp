@@ -108,7 +108,8 @@ public:
     task_state* current = nullptr;
     // The messages of pending cancel(msg) requests, by task (usually none).
     std::unordered_map<const task_state*, std::string> cancel_messages;
-    bool closed = false;
+    // Atomic (relaxed reads cost a plain load) so that another thread may ask is_closed().
+    std::atomic<bool> closed{false};
 
 protected:
     ~scheduler() = default;

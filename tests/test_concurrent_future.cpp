@@ -21,23 +21,15 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/threads.hpp"
 #include "support/steps.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::boom;
 using aio_test::counted;
+using aio_test::eventually;
 
 namespace {
-
-// Polls `done` for up to ten seconds.
-template <class P>
-bool eventually(P done) {
-    for (int i = 0; i < 10'000; ++i) {
-        if (done()) return true;
-        std::this_thread::sleep_for(1ms);
-    }
-    return done();
-}
 
 std::string what_of(const std::exception_ptr& e) {
     try {

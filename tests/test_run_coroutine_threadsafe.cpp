@@ -27,26 +27,18 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/threads.hpp"
 #include "support/handlers.hpp"
 #include "support/steps.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::boom;
 using aio_test::counted;
+using aio_test::eventually;
 using aio_test::expect_throws;
 using aio_test::number;
 
 namespace {
-
-// Polls `done` for up to ten seconds.
-template <class P>
-bool eventually(P done) {
-    for (int i = 0; i < 10'000; ++i) {
-        if (done()) return true;
-        std::this_thread::sleep_for(1ms);
-    }
-    return done();
-}
 
 // A loop that runs run_forever() on a thread of its own from start() on. The
 // destructor stops it through its inbox, joins the thread and closes the loop.

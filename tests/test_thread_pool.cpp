@@ -31,11 +31,14 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/threads.hpp"
 #include "support/steps.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::boom;
 using aio_test::counted;
+using aio_test::eventually;
+using aio_test::gate;
 
 namespace {
 
@@ -64,28 +67,6 @@ aio::job make_job(F f, std::atomic<int>* drops = nullptr) {
     return aio::job(new test_job<F>(std::move(f), drops));
 }
 
-// Stays shut until open(); a wait gives up after a minute, so that a failing test
-// ends instead of hanging.
-class gate {
-public:
-    void open() {
-        {
-            std::lock_guard lock(mutex_);
-            open_ = true;
-        }
-        cv_.notify_all();
-    }
-    void wait() {
-        std::unique_lock lock(mutex_);
-        cv_.wait_for(lock, 60s, [&] { return open_; });
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool open_ = false;
-};
-
 // How many jobs run at once now, and the most that ever did.
 struct concurrency {
     std::atomic<int> now{0};
@@ -112,16 +93,6 @@ struct thread_ids {
         return ids.size();
     }
 };
-
-// Polls `done` for up to ten seconds.
-template <class P>
-bool eventually(P done) {
-    for (int i = 0; i < 10'000; ++i) {
-        if (done()) return true;
-        std::this_thread::sleep_for(1ms);
-    }
-    return done();
-}
 
 // The threads of this process, as Linux lists them.
 std::size_t threads_in_process() {

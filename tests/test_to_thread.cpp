@@ -25,31 +25,11 @@
 
 #include "support/catch.hpp"
 #include "support/counted.hpp"
+#include "support/threads.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
-
-// A one-shot gate a worker can block on until the test opens it.
-class latch {
-public:
-    void open() {
-        {
-            std::lock_guard lock(m_);
-            open_ = true;
-        }
-        cv_.notify_all();
-    }
-    void wait() {
-        std::unique_lock lock(m_);
-        cv_.wait(lock, [&] { return open_; });
-    }
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool open_ = false;
-};
 
 // Runs each job inside submit(), on the submitting thread: its result is posted back
 // before run_in_executor returns.
@@ -86,7 +66,7 @@ TEST_CASE("to_thread of a function that throws rethrows its exception in the awa
 
 TEST_CASE("gathered to_thread calls run in parallel on the default executor") {
     std::atomic<int> running{0}, most{0};
-    latch all_in;
+    aio_test::gate all_in;
     auto job = [&] {
         int now = ++running;
         for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
@@ -125,7 +105,7 @@ TEST_CASE("to_thread moves move-only arguments in and a move-only result out") {
 
 TEST_CASE("cancelling a to_thread await while its job runs ends the await at once; the result is dropped once") {
     aio_test::counted::reset();
-    latch release;
+    aio_test::gate release;
     std::atomic<bool> job_started{false}, job_done{false};
     {
         aio::event_loop loop;
@@ -267,7 +247,7 @@ TEST_CASE("an executor whose submit throws makes run_in_executor throw, and keep
 TEST_CASE("a loop closed while a job of its own pool runs never frees what the worker still uses") {
     aio_test::counted::reset();
     aio::thread_pool pool(1);
-    latch release;
+    aio_test::gate release;
     std::atomic<bool> finished{false};
     {
         aio::event_loop loop;
@@ -306,7 +286,7 @@ TEST_CASE("aio::run waits at shutdown for a job still running on the default exe
 }
 
 TEST_CASE("shutdown_default_executor past its timeout reports the tasks whose jobs still run, then waits for them") {
-    latch release;
+    aio_test::gate release;
     std::atomic<bool> finished{false};
     std::vector<std::string> reports;
     aio::event_loop loop;
@@ -379,7 +359,7 @@ TEST_CASE("run_in_executor from a thread other than the running loop's throws ai
 
 TEST_CASE("a job still queued when its await is cancelled never runs, as asyncio's pool skips it") {
     aio::thread_pool pool(1);
-    latch release;
+    aio_test::gate release;
     std::atomic<int> ran{0};
     aio::event_loop loop;
     auto blocker = [&]() -> aio::task<> {
@@ -418,7 +398,7 @@ TEST_CASE("a loop on a manual clock waits for a job in real time instead of jump
 }
 
 TEST_CASE("a second shutdown_default_executor waits for the first one's jobs too") {
-    latch release;
+    aio_test::gate release;
     std::atomic<bool> finished{false};
     aio::event_loop loop;
     loop.run_until_complete([&]() -> aio::task<> {

@@ -129,7 +129,7 @@ private:
         }
     }
 
-    alignas(64) std::atomic<inbox_node*> head_{nullptr};
+    std::atomic<inbox_node*> head_{nullptr};
     std::atomic<bool> sleeping_{false};
     // Nodes drained when the ready queue could not grow: the loop thread's alone.
     inbox_node* kept_ = nullptr;

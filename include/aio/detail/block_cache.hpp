@@ -245,16 +245,29 @@ private:
 };
 
 // The calling thread's cache; after the thread has begun to exit, none (plain new/delete).
-inline block_cache* thread_block_cache() noexcept {
+// The common case is one thread-local load and a test, inlined into every frame's
+// operator new and delete; making the cache (and knowing it is gone) is out of line.
+inline thread_local block_cache* thread_cache = nullptr;  // constant-initialised: no guard
+inline thread_local bool thread_cache_gone = false;
+
+[[gnu::noinline]] inline block_cache* make_thread_block_cache() noexcept {
+    if (thread_cache_gone) return nullptr;
     struct owner {
         block_cache* cache = new (std::nothrow) block_cache;
         ~owner() {
+            thread_cache = nullptr;
+            thread_cache_gone = true;
             delete cache;
-            cache = nullptr;
         }
     };
     thread_local owner o;
+    thread_cache = o.cache;
     return o.cache;
+}
+
+[[gnu::always_inline]] inline block_cache* thread_block_cache() noexcept {
+    block_cache* c = thread_cache;
+    return c ? c : make_thread_block_cache();
 }
 
 // Under AddressSanitizer the cache is bypassed: ASan must see every block freed, or a

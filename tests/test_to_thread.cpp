@@ -16,6 +16,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -438,4 +440,26 @@ TEST_CASE("default_executor from a thread other than the running loop's throws a
         other.join();
     }());
     REQUIRE(threw);
+}
+
+TEST_CASE("jobs, cross-thread calls and keep-alive tokens leave no descriptor or thread behind") {
+    namespace fs = std::filesystem;
+    auto descriptors = [] {
+        std::size_t n = 0;
+        for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+        return n;
+    };
+    const std::size_t before = descriptors();
+    {
+        aio::event_loop loop;
+        std::optional<aio::event_loop::keep_alive_token> token(loop.keep_alive());
+        std::thread poster([&] { loop.call_soon_threadsafe([] {}); });
+        poster.join();
+        int v = loop.run_until_complete([]() -> aio::task<int> { co_return co_await aio::to_thread([] { return 2; }); }());
+        REQUIRE(v == 2);
+        loop.run_until_complete(loop.shutdown_default_executor());
+        loop.close();
+        token.reset();  // the last reference to the loop's mailbox, and its descriptor
+    }
+    REQUIRE(descriptors() == before);
 }

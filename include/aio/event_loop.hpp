@@ -138,9 +138,9 @@ public:
     // Any thread: f() runs on the loop's thread, in the iteration after it arrives,
     // after whatever the same thread posted before (asyncio's call_soon_threadsafe).
     // From the loop's own thread it is call_soon. A loop asleep in its poller is woken;
-    // posts that arrive while it is busy cost no wake-up. Throws aio::runtime_error once the loop is closed. An exception from f
-    // goes to the exception handler. Unlike asyncio's, it returns no handle: a handle
-    // would be shared by two threads.
+    // posts that arrive while it is busy cost no wake-up. Throws aio::runtime_error once
+    // the loop is closed. An exception from f goes to the exception handler. Unlike
+    // asyncio's, it returns no handle: a handle would be shared by two threads.
     template <class F>
         requires std::is_invocable_v<std::decay_t<F>&>
     void call_soon_threadsafe(F&& f) {
@@ -196,8 +196,9 @@ public:
     // job is submitted at once, as asyncio's is; the task returned only waits for it,
     // and can be awaited, gathered or spawned like any other (once). The arguments
     // are copied or moved into the job. Cancelling the awaiting task ends the await
-    // at once, with cancelled_error; the job runs on to its end on its worker and its
-    // result is dropped. `executor` must outlive the job. On the loop's thread.
+    // at once, with cancelled_error: a job not yet started then never runs, one
+    // running runs on to its end and its result is dropped. `executor` must outlive
+    // the job. On the loop's thread.
     template <executor E, class F, class... A>
         requires std::is_invocable_v<std::decay_t<F>, std::decay_t<A>...>
     task<detail::executor_result_t<F, A...>> run_in_executor(E& executor, F&& f, A&&... args) {

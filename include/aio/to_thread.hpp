@@ -8,8 +8,8 @@
 // the awaiting task gets its value or its exception, through the ready queue.
 // Arguments are copied (or moved) into the job: pass std::ref for a reference, and
 // keep what it refers to alive until the job has run. Cancelling the awaiting task ends
-// the await at once; the function runs on to its end on its worker, and its result is
-// dropped. Like asyncio's to_thread, it is a lazy task: the job is submitted when the
+// the await at once: a job not yet started never runs; a running one runs on to its
+// end on its worker, and its result is dropped. Like asyncio's to_thread, it is a lazy task: the job is submitted when the
 // task first runs (awaited, gathered or spawned).
 //
 // Unlike asyncio's, the function does not see the calling task's context variables:

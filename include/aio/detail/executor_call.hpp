@@ -216,7 +216,7 @@ private:
         c->loop_->let_go();
         if (executor_awaiter* a = c->awaiter_) {
             c->delivered_ = true;
-            if (a->task_) core_of(a->task_->loop())->schedule(*a->task_);
+            if (a->task_) c->loop_->schedule(*a->task_);
         }
         c->release();  // the node's; the awaiter still holds its own
     }

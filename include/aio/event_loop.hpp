@@ -9,7 +9,10 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -24,6 +27,9 @@
 #include "exception_context.hpp"
 #include "executor.hpp"
 #include "handle.hpp"
+#include "net/detail/sock_calls.hpp"
+#include "net/socket.hpp"
+#include "net/socket_address.hpp"
 #include "sleep.hpp"
 #include "task.hpp"
 #include "task_handle.hpp"
@@ -120,6 +126,85 @@ public:
         auto* node = core_.make_callback(std::forward<F>(f));
         core_.arm(node, std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count());
         return timer_handle(node);
+    }
+
+    // --- descriptors of the program's own (asyncio's add_reader / add_writer)
+    //
+    // f() runs in every iteration in which `fd` is readable (writable), through the
+    // ready queue, until removed: the descriptor is watched level-triggered, as a
+    // selector watches it. One callback a descriptor and direction: adding another
+    // replaces it. An exception from f goes to the exception handler. The descriptor
+    // must stay open while watched; close it after remove_reader/remove_writer.
+    // Throws aio::os_error when the kernel cannot watch it (not open, a regular file).
+    template <class F>
+        requires std::is_invocable_v<std::decay_t<F>&>
+    void add_reader(int fd, F&& f) {
+        add_fd_callback(fd, detail::io_readable, std::forward<F>(f), "aio::event_loop::add_reader()");
+    }
+    template <class F>
+        requires std::is_invocable_v<std::decay_t<F>&>
+    void add_writer(int fd, F&& f) {
+        add_fd_callback(fd, detail::io_writable, std::forward<F>(f), "aio::event_loop::add_writer()");
+    }
+    // False when `fd` had no such callback. A callback may remove itself.
+    bool remove_reader(int fd) {
+        detail::check_loop_thread(&core_, "aio::event_loop::remove_reader()");
+        return core_.fds.remove_callback(fd, detail::io_readable);
+    }
+    bool remove_writer(int fd) {
+        detail::check_loop_thread(&core_, "aio::event_loop::remove_writer()");
+        return core_.fds.remove_callback(fd, detail::io_writable);
+    }
+
+    // --- sockets (asyncio's sock_* calls), awaited in a task of this loop
+    //
+    // Each tries its system call first and waits only when the kernel says it would
+    // block (aio::wait_readable / wait_writable), so data already there costs one
+    // system call and no trip through the loop. Failures throw aio::os_error (or a
+    // connection_error for refused, reset, aborted, broken pipe).
+    //
+    // Cancel safety: a cancellation lands only while the call waits, before anything
+    // is read or accepted: a cancelled sock_recv / sock_recv_into has consumed nothing,
+    // a cancelled sock_accept has taken no connection. A cancelled sock_sendall (and
+    // sock_sendfile) may have sent a part, as asyncio's may; a cancelled sock_connect
+    // leaves the socket to be closed.
+
+    // Up to `n` bytes, as soon as any are there; empty at EOF.
+    task<std::string> sock_recv(int fd, std::size_t n) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_recv()");
+        return detail::sock_recv(fd, n);
+    }
+    // Into `buffer` (which must outlive the call): how many bytes; 0 at EOF.
+    task<std::size_t> sock_recv_into(int fd, std::span<std::byte> buffer) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_recv_into()");
+        return detail::sock_recv_into(fd, buffer);
+    }
+    task<std::size_t> sock_recv_into(int fd, std::span<char> buffer) { return sock_recv_into(fd, std::as_writable_bytes(buffer)); }
+    // All of `data` (which must outlive the call). MSG_NOSIGNAL: a peer that has gone
+    // is an aio::broken_pipe_error or connection_reset_error, never SIGPIPE.
+    task<> sock_sendall(int fd, std::string_view data) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_sendall()");
+        return detail::sock_sendall(fd, data);
+    }
+    // Connects a non-blocking socket (std::invalid_argument for a blocking one).
+    task<> sock_connect(int fd, const socket_address& address) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_connect()");
+        return detail::sock_connect(fd, address);
+    }
+    // The next connection of a non-blocking listening socket, non-blocking and
+    // close-on-exec, with the peer's address. A connection reset before it was
+    // accepted is skipped.
+    task<std::pair<socket, socket_address>> sock_accept(int fd) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_accept()");
+        return detail::sock_accept(fd);
+    }
+    // `count` bytes of `file` from `offset` (nullopt: to its end) through sendfile(2),
+    // or read and sent where sendfile cannot (asyncio's fallback); how many were sent.
+    // The file's position is left after them.
+    task<std::size_t> sock_sendfile(int fd, int file, std::uint64_t offset = 0,
+                                    std::optional<std::size_t> count = std::nullopt) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_sendfile()");
+        return detail::sock_sendfile(fd, file, offset, count);
     }
 
     // Wraps `t` in a task scheduled at the back of the ready queue: it starts once the
@@ -283,6 +368,13 @@ private:
             thread = std::thread(std::move(j));
         }
     };
+
+    template <class F>
+    void add_fd_callback(int fd, std::uint32_t direction, F&& f, const char* what) {
+        detail::check_loop_thread(&core_, what);
+        core_.check_open();
+        core_.fds.set_callback(fd, direction, core_.make_callback(std::forward<F>(f)));
+    }
 
     // Waits for the default executor's jobs and workers (and for a shutdown's joiner).
     void release_default_executor() noexcept {

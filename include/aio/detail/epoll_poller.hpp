@@ -4,9 +4,15 @@
 //
 // A timerfd carries the next timer deadline (absolute CLOCK_MONOTONIC, nanosecond
 // resolution, and unlike epoll's millisecond timeout it is not rounded); an eventfd
-// is the cross-thread and signal wake-up. Registered descriptors carry their io_node
-// in epoll_event.data.ptr; the timerfd and the eventfd carry the addresses of the
-// poller's own members, which no io_node can have.
+// is the cross-thread and signal wake-up.
+//
+// A registration is named to the kernel by a token, not by its node's address: a slot
+// in the poller's table and that slot's generation. Removing a registration frees the
+// slot and bumps its generation, so an event the kernel still reports under the old
+// token finds a stale generation and is dropped. That happens when a program closes a
+// descriptor that is still registered while a duplicate keeps the file open (a forked
+// child, dup()): epoll then goes on reporting the file under the old registration, and
+// a node address would by then name freed or reused memory.
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -23,6 +29,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "../os_error.hpp"
 #include "io_node.hpp"
 
 namespace aio::detail {
@@ -46,7 +53,7 @@ public:
             // the poller on each), so it never needs reading — one system call fewer
             // on every wake-up. Its count only grows, by one a wake-up: 2^64 is far.
             ev.events = fd == &wake_fd_ ? EPOLLIN | EPOLLET : EPOLLIN;
-            ev.data.ptr = fd;
+            ev.data.u64 = fd == &wake_fd_ ? wake_token : timer_token;
             if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, *fd, &ev) < 0) fail("epoll_ctl");
         }
         events_.resize(16);
@@ -57,16 +64,33 @@ public:
 
     // --- registrations
 
+    // Registers `fd`, reported with `node` (which gets a fresh token). Throws aio::os_error
+    // when the kernel refuses (EBADF: not open; EPERM: a regular file, which epoll
+    // cannot watch; EEXIST: registered already).
     void add(int fd, io_node* node, std::uint32_t interest) {
-        control(EPOLL_CTL_ADD, fd, node, interest, "add");
-        ++registrations_;
-        const std::size_t wanted = std::min(max_events, registrations_ + 2);
+        const std::size_t wanted = std::min(max_events, registrations_ + 3);
         if (events_.size() < wanted) events_.resize(std::max(wanted, events_.size() * 2));
+        const std::uint32_t slot = take_slot(node);
+        node->token = token_of(slot);
+        if (control(EPOLL_CTL_ADD, fd, node->token, interest) != 0) {
+            const int err = errno;
+            free_slot(slot);
+            node->token = 0;
+            detail::throw_os_error(err, "aio event loop: cannot watch descriptor " + std::to_string(fd));
+        }
+        ++registrations_;
     }
-    void modify(int fd, io_node* node, std::uint32_t interest) { control(EPOLL_CTL_MOD, fd, node, interest, "modify"); }
-    // Unregisters `fd` (which must still be open); no event for it is reported after this.
-    void remove(int fd) noexcept {
+    // Changes what is watched; returns errno when the kernel refuses (ENOENT: the
+    // descriptor was closed, or closed and reused, since it was added).
+    int modify(int fd, io_node* node, std::uint32_t interest) noexcept {
+        return control(EPOLL_CTL_MOD, fd, node->token, interest) == 0 ? 0 : errno;
+    }
+    // Unregisters `fd` (closed already, it has left epoll by itself); no event of this
+    // registration is reported after this, even one the kernel has queued.
+    void remove(int fd, io_node* node) noexcept {
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        free_slot(static_cast<std::uint32_t>(node->token));
+        node->token = 0;
         --registrations_;
     }
     std::size_t registrations() const noexcept { return registrations_; }
@@ -92,17 +116,17 @@ public:
         while (n < 0 && errno == EINTR);
         if (n < 0) throw aio::runtime_error(std::string("aio event loop: epoll_wait failed: ") + std::strerror(errno));
         for (int i = 0; i < n; ++i) {
-            void* tag = events_[i].data.ptr;
-            if (tag == &timer_fd_) {
+            const std::uint64_t token = events_[i].data.u64;
+            if (token == timer_token) {
                 // A one-shot timerfd disarms itself when it fires. It stays readable
                 // until read or re-armed; the next wait re-arms it, which saves a read.
                 armed_ = no_deadline;
                 expired_ = true;
-            } else if (tag == &wake_fd_) {
+            } else if (token == wake_token) {
                 // Woken: what woke it (a post, a signal) is looked at by the loop.
-            } else {
+            } else if (io_node* node = node_of(token)) {
                 // The sink only queues the node: no user code runs inside this loop.
-                sink(static_cast<io_node*>(tag), events_of(events_[i].events));
+                sink(node, events_of(events_[i].events));
             }
         }
     }
@@ -148,15 +172,50 @@ private:
         return r;
     }
 
-    void control(int op, int fd, io_node* node, std::uint32_t interest, const char* what) {
+    int control(int op, int fd, std::uint64_t token, std::uint32_t interest) noexcept {
         epoll_event ev{};
         if (interest & io_readable) ev.events |= EPOLLIN | EPOLLRDHUP;
         if (interest & io_writable) ev.events |= EPOLLOUT;
         if (interest & io_edge) ev.events |= EPOLLET;
-        ev.data.ptr = node;
-        if (::epoll_ctl(epoll_fd_, op, fd, &ev) < 0)
-            throw aio::runtime_error(std::string("aio event loop: cannot ") + what + " descriptor " +
-                                     std::to_string(fd) + " in epoll: " + std::strerror(errno));
+        ev.data.u64 = token;
+        return ::epoll_ctl(epoll_fd_, op, fd, &ev);
+    }
+
+    // --- the table of registrations: a token is (generation << 32) | slot
+    static constexpr std::uint64_t timer_token = ~std::uint64_t{0};
+    static constexpr std::uint64_t wake_token = ~std::uint64_t{0} - 1;
+
+    struct registration {
+        io_node* node = nullptr;     // null while the slot is free
+        std::uint32_t generation = 0;
+        std::uint32_t next_free = 0;
+    };
+
+    std::uint64_t token_of(std::uint32_t slot) const noexcept {
+        return (std::uint64_t{table_[slot].generation} << 32) | slot;
+    }
+    io_node* node_of(std::uint64_t token) const noexcept {
+        const auto slot = static_cast<std::uint32_t>(token);
+        if (slot >= table_.size()) return nullptr;
+        const registration& r = table_[slot];
+        return r.generation == static_cast<std::uint32_t>(token >> 32) ? r.node : nullptr;
+    }
+    std::uint32_t take_slot(io_node* node) {
+        if (free_ == none) {
+            table_.push_back({});
+            free_ = static_cast<std::uint32_t>(table_.size() - 1);
+        }
+        const std::uint32_t slot = free_;
+        free_ = table_[slot].next_free;
+        table_[slot].node = node;
+        return slot;
+    }
+    void free_slot(std::uint32_t slot) noexcept {
+        registration& r = table_[slot];
+        r.node = nullptr;
+        ++r.generation;
+        r.next_free = free_;
+        free_ = slot;
     }
 
     static void drain(int fd) noexcept {
@@ -199,6 +258,9 @@ private:
     bool expired_ = false;
     std::size_t registrations_ = 0;
     std::vector<epoll_event> events_;
+    static constexpr std::uint32_t none = ~std::uint32_t{0};
+    std::vector<registration> table_;
+    std::uint32_t free_ = none;  // the first free slot; each names the next
 };
 
 }  // namespace aio::detail

@@ -19,6 +19,7 @@ enum : std::uint32_t {
 
 struct io_node : ready_item {
     std::uint32_t events = 0;  // reported since the node's step last ran
+    std::uint64_t token = 0;   // the poller's name for the registration (see epoll_poller.hpp)
 };
 
 }  // namespace aio::detail

@@ -74,6 +74,8 @@ inline void loop_core::close() {
         t->frame_size_ = 0;
         t->frame().destroy();
     }
+    // Descriptors: what waited on them has gone with its frame; callbacks go now.
+    fds.clear();
     // What outlives the loop forgets it.
     for (task_state* t = finished.front(); t;) {
         task_state* next = finished.next(t);

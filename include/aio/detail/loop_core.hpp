@@ -30,6 +30,7 @@
 #include "inbox.hpp"
 #include "mailbox.hpp"
 #include "interrupt.hpp"
+#include "fd_registry.hpp"
 #include "io_node.hpp"
 #include "poller.hpp"
 #include "ready_queue.hpp"
@@ -169,9 +170,9 @@ public:
     // --- descriptors: the poller reports them with their node, which the loop queues
 
     void add_io(int fd, io_node* node, std::uint32_t interest) { multiplexer.add(fd, node, interest); }
-    void modify_io(int fd, io_node* node, std::uint32_t interest) { multiplexer.modify(fd, node, interest); }
+    int modify_io(int fd, io_node* node, std::uint32_t interest) noexcept { return multiplexer.modify(fd, node, interest); }
     void remove_io(int fd, io_node* node) noexcept {
-        multiplexer.remove(fd);
+        multiplexer.remove(fd, node);
         withdraw(node);
     }
 
@@ -277,6 +278,7 @@ public:
 
     timer_queue timers;
     poller multiplexer;
+    fd_registry fds{*this};  // descriptors watched level-triggered (after the poller: goes first)
     task_state* interrupt_target = nullptr;  // aio::run's main task, cancelled by Ctrl-C
     // Cancelled timers whose callables are still to be destroyed (see cancel()).
     std::vector<callback_node*> disposals;
@@ -462,5 +464,6 @@ inline loop_core* running_loop_or_throw(const char* what) {
 
 #include "callbacks.hpp"
 #include "cancellation.hpp"
+#include "fd_events.hpp"
 #include "frame_destruction.hpp"
 #include "loop_close.hpp"

@@ -184,11 +184,12 @@ private:
     // --- the table of registrations: a token is (generation << 32) | slot
     static constexpr std::uint64_t timer_token = ~std::uint64_t{0};
     static constexpr std::uint64_t wake_token = ~std::uint64_t{0} - 1;
+    static constexpr std::uint32_t none = ~std::uint32_t{0};
 
     struct registration {
         io_node* node = nullptr;     // null while the slot is free
         std::uint32_t generation = 0;
-        std::uint32_t next_free = 0;
+        std::uint32_t next_free;  // while free: the next free slot, or none
     };
 
     std::uint64_t token_of(std::uint32_t slot) const noexcept {
@@ -202,7 +203,7 @@ private:
     }
     std::uint32_t take_slot(io_node* node) {
         if (free_ == none) {
-            table_.push_back({});
+            table_.push_back({nullptr, 0, none});
             free_ = static_cast<std::uint32_t>(table_.size() - 1);
         }
         const std::uint32_t slot = free_;
@@ -258,7 +259,6 @@ private:
     bool expired_ = false;
     std::size_t registrations_ = 0;
     std::vector<epoll_event> events_;
-    static constexpr std::uint32_t none = ~std::uint32_t{0};
     std::vector<registration> table_;
     std::uint32_t free_ = none;  // the first free slot; each names the next
 };

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "intrusive_list.hpp"
 #include "ready_queue.hpp"
 
 namespace aio::detail {
@@ -21,5 +22,13 @@ struct io_node : ready_item {
     std::uint32_t events = 0;  // reported since the node's step last ran
     std::uint64_t token = 0;   // the poller's name for the registration (see epoll_poller.hpp)
 };
+
+// What owns a registration of its own (a stream's transport, a server) and must let
+// go of it when the loop closes: linked into the loop's `io_owners` while it lives.
+struct io_owner {
+    list_links<io_owner> links;
+    void (*loop_closing)(io_owner*) noexcept = nullptr;  // may unlink and free the owner
+};
+using io_owner_list = intrusive_list<io_owner, &io_owner::links>;
 
 }  // namespace aio::detail

@@ -74,7 +74,9 @@ inline void loop_core::close() {
         t->frame_size_ = 0;
         t->frame().destroy();
     }
-    // Descriptors: what waited on them has gone with its frame; callbacks go now.
+    // Descriptors: what waited on them has gone with its frame; callbacks go now, and
+    // transports and servers close theirs.
+    while (io_owner* owner = io_owners.pop_front()) owner->loop_closing(owner);
     fds.clear();
     // What outlives the loop forgets it.
     for (task_state* t = finished.front(); t;) {

@@ -279,6 +279,7 @@ public:
     timer_queue timers;
     poller multiplexer;
     fd_registry fds{*this};  // descriptors watched level-triggered (after the poller: goes first)
+    io_owner_list io_owners;  // transports and servers, told when the loop closes
     task_state* interrupt_target = nullptr;  // aio::run's main task, cancelled by Ctrl-C
     // Cancelled timers whose callables are still to be destroyed (see cancel()).
     std::vector<callback_node*> disposals;

@@ -2,9 +2,9 @@
 # EXPECTED is literal, except one that starts with "~ ": the rest is a regular
 # expression the whole output line must match (for timings and random values).
 #
-#   cmake -DPROGRAM=path -DEXPECTED=file -P check_output.cmake
+#   cmake -DPROGRAM=path [-DARGS="a;b"] -DEXPECTED=file -P check_output.cmake
 
-execute_process(COMMAND ${PROGRAM} OUTPUT_VARIABLE output ERROR_VARIABLE errors RESULT_VARIABLE status)
+execute_process(COMMAND ${PROGRAM} ${ARGS} OUTPUT_VARIABLE output ERROR_VARIABLE errors RESULT_VARIABLE status)
 if(NOT status EQUAL 0)
   message(FATAL_ERROR "${PROGRAM} exited with ${status}\n${output}${errors}")
 endif()

@@ -2,6 +2,9 @@
 // What the fd_registry (fd_registry.hpp) does: registering what is waited for, and
 // the step an event runs.
 
+#include <fcntl.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <string>
@@ -15,7 +18,12 @@ namespace aio::detail {
 inline fd_entry& fd_registry::entry(int fd) {
     if (fd < 0) throw os_error(EBADF, "aio: cannot watch descriptor " + std::to_string(fd));
     const auto i = static_cast<std::size_t>(fd);
-    if (i >= entries_.size()) entries_.resize(i + 1, nullptr);
+    if (i >= entries_.size()) {
+        // The table grows to the highest descriptor: ask the kernel first whether this
+        // one is open, so that a bad number costs an error, not gigabytes.
+        if (::fcntl(fd, F_GETFD) < 0) throw_errno("aio: cannot watch descriptor " + std::to_string(fd));
+        entries_.resize(std::max(i + 1, entries_.size() * 2), nullptr);
+    }
     if (!entries_[i]) {
         auto* e = new fd_entry(fd);
         e->run = step;
@@ -74,7 +82,7 @@ inline void fd_registry::wait(int fd, std::uint32_t direction, fd_waiter& w) {
     try {
         watch(e, direction);
     } catch (...) {
-        if (e.wanted() == 0) free_entry(e);
+        if (e.wanted() == 0 && !e.in_step) free_entry(e);  // a running step frees it after
         throw;
     }
     w.entry = &e;
@@ -96,7 +104,7 @@ inline void fd_registry::set_callback(int fd, std::uint32_t direction, callback_
         e = &entry(fd);
         watch(*e, direction);
     } catch (...) {
-        if (fd_entry* f = find(fd); f && f->wanted() == 0) free_entry(*f);
+        if (fd_entry* f = find(fd); f && f->wanted() == 0 && !f->in_step) free_entry(*f);  // a running step frees it after
         let_go(node);
         throw;
     }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -73,7 +74,14 @@ public:
         char text[INET6_ADDRSTRLEN] = {};
         switch (family()) {
         case AF_INET: ::inet_ntop(AF_INET, &as<sockaddr_in>().sin_addr, text, sizeof text); return text;
-        case AF_INET6: ::inet_ntop(AF_INET6, &as<sockaddr_in6>().sin6_addr, text, sizeof text); return text;
+        case AF_INET6: {
+            const auto& in6 = as<sockaddr_in6>();
+            ::inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
+            std::string h = text;
+            char name[IF_NAMESIZE] = {};
+            if (in6.sin6_scope_id != 0 && ::if_indextoname(in6.sin6_scope_id, name)) h += std::string("%") + name;
+            return h;
+        }
         case AF_UNIX: {
             const auto& un = as<sockaddr_un>();
             std::size_t n = length_ > offsetof(sockaddr_un, sun_path) ? length_ - offsetof(sockaddr_un, sun_path) : 0;
@@ -134,7 +142,8 @@ private:
             text.resize(percent);
         }
         if (::inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) != 1) return false;
-        if (!scope.empty()) {
+        if (text.size() != std::string(host).size()) {  // a '%' names the scope: an interface
+            if (scope.empty()) return false;
             in6.sin6_scope_id = ::if_nametoindex(scope.c_str());
             if (in6.sin6_scope_id == 0) return false;
         }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "../../os_error.hpp"
+#include "../../sleep.hpp"
 #include "../../task.hpp"
 #include "../readiness.hpp"
 #include "../socket.hpp"
@@ -81,12 +83,17 @@ inline task<> sock_sendall(int fd, std::string_view data) {
 
 inline task<> sock_connect(int fd, socket_address address) {
     require_non_blocking(fd, "sock_connect()");
+    int backoff_ms = 1;
     for (;;) {
         if (::connect(fd, address.data(), address.size()) == 0) co_return;
         const int err = errno;
         if (err == EISCONN) co_return;  // an interrupted connect that has finished since
-        if (err == EAGAIN) {  // a Unix socket's listener has a full backlog: try again
-            co_await wait_writable(fd);
+        if (err == EAGAIN) {
+            // A Unix socket's listener has a full backlog. No readiness says when it has
+            // room (the unconnected socket reads as writable at once), so try again
+            // after a pause that grows: 1 ms, doubling to 64 ms.
+            co_await sleep(std::chrono::milliseconds(backoff_ms));
+            backoff_ms = std::min(backoff_ms * 2, 64);
             continue;
         }
         if (err != EINPROGRESS && err != EINTR && err != EALREADY) throw_os_error(err, "aio: connect to " + address.to_string());
@@ -165,20 +172,30 @@ inline task<std::size_t> sock_sendfile(int fd, int file, std::uint64_t offset, s
         if (total == 0 && (errno == EINVAL || errno == ENOSYS || errno == ESPIPE)) fallback = true;
         else throw_errno(on_fd("sendfile", fd));
     }
+    // A file that cannot seek (a pipe) is read as a stream, from where it is, as
+    // asyncio's fallback reads it; an offset makes no sense there.
+    const bool seekable = ::lseek(file, 0, SEEK_CUR) >= 0;
     if (fallback) {
+        if (!seekable && offset != 0)
+            throw std::invalid_argument("aio: sock_sendfile(): an offset on a file that cannot seek (descriptor " +
+                                        std::to_string(file) + ")");
         std::vector<char> buffer(std::size_t{256} << 10);
         while (!count || total < *count) {
             const std::size_t want = count ? std::min(buffer.size(), *count - total) : buffer.size();
-            const ssize_t n = ::pread(file, buffer.data(), want, off);
+            const ssize_t n = seekable ? ::pread(file, buffer.data(), want, off) : ::read(file, buffer.data(), want);
             if (n < 0 && errno == EINTR) continue;
-            if (n < 0) throw_errno(on_fd("pread", file));
+            if (n < 0 && would_block(errno)) {  // a non-blocking pipe with nothing in it yet
+                co_await wait_readable(file);
+                continue;
+            }
+            if (n < 0) throw_errno(on_fd(seekable ? "pread" : "read", file));
             if (n == 0) break;
             co_await sock_sendall(fd, std::string_view(buffer.data(), static_cast<std::size_t>(n)));
             off += n;
             total += static_cast<std::size_t>(n);
         }
     }
-    ::lseek(file, off, SEEK_SET);
+    if (seekable) ::lseek(file, off, SEEK_SET);
     co_return total;
 }
 

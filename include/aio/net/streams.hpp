@@ -18,6 +18,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <chrono>
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -25,7 +27,10 @@
 #include <utility>
 #include <vector>
 
+#include "../create_task.hpp"
 #include "../event_loop.hpp"
+#include "../task_handle.hpp"
+#include "../wait.hpp"
 #include "../os_error.hpp"
 #include "../task.hpp"
 #include "detail/stream_transport.hpp"
@@ -40,7 +45,15 @@ namespace aio {
 struct connection_options {
     std::size_t limit = detail::stream_transport::default_limit;  // the reader's
     int family = AF_UNSPEC;                                        // AF_INET or AF_INET6 to insist
-    std::optional<socket_address> local_address;                   // bind before connecting
+    std::optional<socket_address> local_address{};                 // bind before connecting
+    // Happy Eyeballs (RFC 8305): start the next address this long after the previous
+    // one, without waiting for it to fail (aiohttp uses 250 ms); the first to connect
+    // wins and the others are cancelled. Unset: one address after another.
+    std::optional<std::chrono::nanoseconds> happy_eyeballs_delay{};
+    // How many addresses of the first family go before the families alternate (RFC
+    // 8305's "First Address Family Count"); 0: 1 with happy_eyeballs_delay, else the
+    // resolver's order is kept.
+    int interleave = 0;
 };
 
 using stream_pair = std::pair<stream_reader, stream_writer>;
@@ -77,6 +90,88 @@ inline void no_delay(socket& s) {
     throw os_error(first_errno, "Multiple exceptions: " + all);
 }
 
+// asyncio's _interleave_addrinfos: the first family's first `first` - 1 addresses,
+// then one of each family in turn (so `first` of the first family lead).
+inline std::vector<address_info> interleave(const std::vector<address_info>& addresses, int first) {
+    std::vector<std::vector<const address_info*>> families;
+    for (const address_info& a : addresses) {
+        auto it = std::find_if(families.begin(), families.end(), [&](const auto& f) { return f.front()->family == a.family; });
+        if (it == families.end()) families.push_back({&a});
+        else it->push_back(&a);
+    }
+    std::vector<address_info> out;
+    std::vector<std::size_t> taken(families.size(), 0);
+    for (; taken[0] < families[0].size() && taken[0] + 1 < static_cast<std::size_t>(first); ++taken[0]) out.push_back(*families[0][taken[0]]);
+    for (bool more = true; more;) {
+        more = false;
+        for (std::size_t f = 0; f < families.size(); ++f)
+            if (taken[f] < families[f].size()) {
+                out.push_back(*families[f][taken[f]++]);
+                more = true;
+            }
+    }
+    return out;
+}
+
+inline task<socket> connect_to(address_info a, std::optional<socket_address> local) {
+    socket s(a.family, SOCK_STREAM, a.protocol);
+    if (local) s.bind(*local);
+    s.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
+    co_await get_running_loop().sock_connect(s.fd(), a.address);
+    co_return s;
+}
+
+inline std::string message_of(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "an unknown error";
+    }
+}
+
+// The staggered race (asyncio's staggered.staggered_race): a new attempt starts when
+// the last one fails or `delay` has passed, whichever comes first.
+inline task<socket> race(std::vector<address_info> addresses, std::optional<socket_address> local,
+                         std::chrono::nanoseconds delay) {
+    std::vector<task_handle<socket>> racing;
+    struct cancel_the_rest {  // however the race ends, no attempt outlives it
+        std::vector<task_handle<socket>>& racing;
+        ~cancel_the_rest() {
+            for (auto& h : racing) h.cancel();
+        }
+    } guard{racing};
+    std::vector<std::exception_ptr> errors;
+    std::vector<std::string> messages;
+    std::size_t next = 0;
+    racing.push_back(create_task(connect_to(addresses[next++], local)));
+    while (!racing.empty()) {
+        // Not a ?: of two co_awaits: g++ 12 destroys the result of one of them early.
+        wait_result<task_handle<socket>> r;
+        if (next < addresses.size()) r = co_await wait(racing, first_completed, delay);
+        else r = co_await wait(racing, first_completed);
+        bool failed = false;
+        for (task_handle<socket>& h : r.done) {
+            if (std::exception_ptr e = h.exception()) {
+                errors.push_back(e);
+                messages.push_back(message_of(e));
+                failed = true;
+                continue;
+            }
+            socket winner = co_await h;
+            racing = std::move(r.pending);
+            for (auto& loser : racing) loser.cancel();
+            if (!racing.empty()) (void)co_await wait(racing);  // their sockets close
+            racing.clear();
+            co_return winner;
+        }
+        racing = std::move(r.pending);
+        if (next < addresses.size() && (failed || r.done.empty())) racing.push_back(create_task(connect_to(addresses[next++], local)));
+    }
+    throw_connect_errors(errors, messages);
+}
+
 }  // namespace detail
 
 // Connects to `host`:`port` over TCP.
@@ -85,10 +180,16 @@ inline task<stream_pair> open_connection(std::string host, std::uint16_t port, c
     const std::vector<address_info> addresses =
         co_await getaddrinfo(host, port, {.family = options.family, .type = SOCK_STREAM});
     if (addresses.empty()) throw os_error(0, "aio::open_connection: getaddrinfo(\"" + host + "\") returned empty list");
+    if (options.happy_eyeballs_delay) {
+        std::vector<address_info> order = detail::interleave(addresses, options.interleave ? options.interleave : 1);
+        socket s = co_await detail::race(std::move(order), options.local_address, *options.happy_eyeballs_delay);
+        co_return detail::make_stream(std::move(s), options.limit);
+    }
+    const std::vector<address_info> order = options.interleave ? detail::interleave(addresses, options.interleave) : addresses;
     std::vector<std::exception_ptr> errors;
     std::vector<std::string> messages;
     event_loop& loop = get_running_loop();
-    for (const address_info& a : addresses) {
+    for (const address_info& a : order) {
         try {
             socket s(a.family, SOCK_STREAM, a.protocol);
             if (options.local_address) s.bind(*options.local_address);

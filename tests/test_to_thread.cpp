@@ -250,18 +250,24 @@ TEST_CASE("a loop closed while a job of its own pool runs never frees what the w
     aio_test::counted::reset();
     aio::thread_pool pool(1);
     aio_test::gate release;
+    std::atomic<bool> started{false};
     std::atomic<bool> finished{false};
     {
         aio::event_loop loop;
         auto body = [&]() -> aio::task<> {
             co_await aio::get_running_loop().run_in_executor(pool, [&] {
+                started = true;
                 release.wait();
                 finished = true;
                 return aio_test::counted();
             });
         };
         auto h = loop.create_task(body());
-        loop.run_until_complete([]() -> aio::task<> { co_await aio::sleep(1ms); }());
+        // Until the job runs: one still queued when the loop closes would never run.
+        auto until_started = [&]() -> aio::task<> {
+            while (!started) co_await aio::sleep(1ms);
+        };
+        loop.run_until_complete(until_started());
         REQUIRE_FALSE(h.done());
         loop.close();  // the awaiting frame goes; the job still runs
         REQUIRE(h.cancelled());

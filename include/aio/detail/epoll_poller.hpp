@@ -169,6 +169,7 @@ private:
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) r |= io_readable;
         if (e & EPOLLOUT) r |= io_writable;
         if (e & (EPOLLERR | EPOLLHUP)) r |= io_error | io_readable | io_writable;
+        if (e & (EPOLLRDHUP | EPOLLHUP)) r |= io_hangup;
         return r;
     }
 

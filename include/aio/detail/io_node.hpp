@@ -16,6 +16,7 @@ enum : std::uint32_t {
     io_writable = 2,
     io_error = 4,  // an error or a hang-up
     io_edge = 8,   // in an interest: report edges (a change to ready), not levels
+    io_hangup = 16,  // in events: the peer has shut down its sending side (or both)
 };
 
 struct io_node : ready_item {

@@ -23,7 +23,8 @@
 //
 // Interest and events are io_readable / io_writable (plus io_edge in an interest for
 // edge-triggered notification); events may also carry io_error (an error or hang-up,
-// reported with both readable and writable so that every waiter looks).
+// reported with both readable and writable so that every waiter looks) and io_hangup
+// (the peer will send no more: an edge-triggered reader reads on to the end).
 
 #include "epoll_poller.hpp"
 

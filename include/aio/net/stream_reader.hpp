@@ -21,6 +21,7 @@
 // Each read holds the stream open; the reader may be moved or destroyed while one is
 // suspended.
 
+#include <algorithm>
 #include <cstddef>
 #include <exception>
 #include <stdexcept>
@@ -128,6 +129,10 @@ inline task<std::string> read_exactly(transport_ref t, std::ptrdiff_t n) {
 // asyncio 3.13's readuntil: the earliest end of any separator wins.
 inline task<std::string> read_until(transport_ref t, std::vector<std::string> separators) {
     if (separators.empty()) throw std::invalid_argument("Separator should contain at least one element");
+    // Shortest first, as asyncio 3.13 sorts them: of two matches that end at the same
+    // byte, the shorter separator is the one that matched (it decides the limit check).
+    std::stable_sort(separators.begin(), separators.end(),
+                     [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
     std::size_t min_length = separators.front().size(), max_length = 0;
     for (const std::string& s : separators) {
         min_length = std::min(min_length, s.size());

@@ -36,6 +36,7 @@ public:
         return data_.get() + end_;
     }
     std::size_t room() const noexcept { return capacity_ - end_; }
+    std::size_t capacity() const noexcept { return capacity_; }
     // `n` bytes written at prepare()'s pointer are now part of the buffer.
     void commit(std::size_t n) noexcept { end_ += n; }
 

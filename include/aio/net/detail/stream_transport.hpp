@@ -32,6 +32,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,6 +55,7 @@ public:
     static constexpr int read_budget = 16;            // reads a step may make (tokio: 128 operations)
     static constexpr std::size_t read_size = std::size_t{64} << 10;  // room offered to one recv
     static constexpr std::size_t discard_at_close = std::size_t{1} << 20;
+    static constexpr std::size_t keep_when_idle = std::size_t{4} << 10;  // an emptied buffer past this is freed
 
     // Registers `s` with the running loop: one reference, the caller's.
     static stream_transport* open(loop_core& loop, socket s, std::size_t limit) {
@@ -85,10 +88,11 @@ public:
     std::string_view buffered() const noexcept { return in_.view(); }
     void consume(std::size_t n) noexcept {
         in_.consume(n);
+        if (in_.empty() && in_.capacity() > keep_when_idle) in_.release();
         maybe_resume();
     }
     void clear_input() noexcept {
-        in_.clear();
+        in_.release();
         maybe_resume();
     }
     bool eof() const noexcept { return eof_; }
@@ -199,11 +203,20 @@ private:
         auto& t = static_cast<stream_transport&>(static_cast<io_node&>(*item));
         const std::uint32_t events = std::exchange(t.events, 0);
         if (events & (io_readable | io_error)) t.readable_ = true;
+        if (events & io_hangup) t.hangup_ = true;  // the EOF came with this edge: read to it
         if (events & (io_writable | io_error)) t.writable_ = true;
         if (t.lost_) return;
         if (t.writable_ && !t.out_.empty()) t.flush();
         if (!t.lost_ && t.readable_ && !t.paused_ && !t.closing_) t.read_ready();
         if (t.lost_ && t.orphaned_) delete &t;
+    }
+
+    // Where small reads land before they are appended: one block a thread, made on
+    // its first read (null when there is no memory for it).
+    static char* scratch() noexcept {
+        static thread_local std::unique_ptr<char[]> block;
+        if (!block) block.reset(new (std::nothrow) char[read_size]);
+        return block.get();
     }
 
     void read_ready() noexcept {
@@ -214,20 +227,36 @@ private:
                 if (queued_at == not_queued) loop_->push(this);
                 break;
             }
-            char* room;
-            try {
-                room = in_.prepare(read_size);
-            } catch (...) {  // no memory for the buffer: the data waits in the kernel
-                error_ = std::current_exception();
-                data_.set();
-                return;
+            // A large buffer already there takes the bytes directly; otherwise they go
+            // through the thread's scratch block, and the buffer grows only by what
+            // arrived: an idle connection keeps no 64 KiB buffer.
+            char* room = scratch();
+            const bool direct = in_.room() >= read_size / 4 || !room;
+            if (direct) {
+                try {
+                    room = in_.prepare(read_size / 4);
+                } catch (...) {  // no memory at all: the stream cannot go on
+                    lose(std::current_exception());
+                    return;
+                }
             }
-            const std::size_t offered = in_.room();
+            const std::size_t offered = direct ? in_.room() : read_size;
             const ssize_t n = ::recv(fd_.fd(), room, offered, MSG_DONTWAIT);
             if (n > 0) {
-                in_.commit(static_cast<std::size_t>(n));
+                if (direct) {
+                    in_.commit(static_cast<std::size_t>(n));
+                } else {
+                    try {
+                        in_.append(std::string_view(room, static_cast<std::size_t>(n)));
+                    } catch (...) {  // no memory for the buffer: the stream cannot go on
+                        lose(std::current_exception());
+                        return;
+                    }
+                }
                 arrived = true;
-                if (static_cast<std::size_t>(n) < offered) readable_ = false;  // drained
+                // A short read drained the socket, unless the peer's FIN came with
+                // the same edge: no other edge will tell of that EOF.
+                if (static_cast<std::size_t>(n) < offered && !hangup_) readable_ = false;
                 if (in_.size() > 2 * limit_) paused_ = true;
             } else if (n == 0) {
                 readable_ = false;
@@ -366,6 +395,7 @@ private:
     bool registered_ = false;
     bool readable_ = false;
     bool writable_ = false;
+    bool hangup_ = false;  // the peer has shut its side down: reads go on until recv says EOF
     bool paused_ = false;
     bool eof_ = false;
     bool eof_requested_ = false;

@@ -10,12 +10,13 @@
 namespace aio {
 
 // The stream ended before the read was satisfied; partial() holds what was read
-// (asyncio.IncompleteReadError, an EOFError). expected() is empty for readuntil.
+// (asyncio.IncompleteReadError, an EOFError). expected() is empty for readuntil, and
+// the message then says "undefined", as asyncio 3.13 does.
 class incomplete_read_error : public std::runtime_error {
 public:
     incomplete_read_error(std::string partial, std::optional<std::size_t> expected)
         : std::runtime_error(std::to_string(partial.size()) + " bytes read on a total of " +
-                             (expected ? std::to_string(*expected) : std::string("None")) + " expected bytes"),
+                             (expected ? std::to_string(*expected) : std::string("undefined")) + " expected bytes"),
           partial_(std::move(partial)),
           expected_(expected) {}
     const std::string& partial() const noexcept { return partial_; }

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
 #include "support/counted.hpp"
 #include "support/steps.hpp"
 #include "support/trace.hpp"
@@ -44,13 +45,9 @@ using aio_test::trace;
 using aio_test::yes_no;
 using lines = std::vector<std::string>;
 
-namespace {
+using aio_test::open_descriptors;
 
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
+namespace {
 
 // A loop's descriptor table and epoll registrations.
 std::size_t entries(aio::event_loop& loop) { return aio::detail::loop_access::core(loop).fds.size(); }

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
 #include "support/threads.hpp"
 #include "support/trace.hpp"
 
@@ -43,13 +44,9 @@ using answer = std::vector<aio::address_info>;
 
 static_assert(std::is_base_of_v<aio::os_error, aio::gai_error>);  // Python's gaierror is an OSError
 
-namespace {
+using aio_test::open_descriptors;
 
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
+namespace {
 
 // EAI_NONAME, or what a resolver with no DNS server to ask may say instead.
 bool name_not_found(int code) {

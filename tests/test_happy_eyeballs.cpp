@@ -19,16 +19,13 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
 
 using namespace std::chrono_literals;
 
-namespace {
+using aio_test::open_descriptors;
 
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
+namespace {
 
 aio::address_info tcp(std::uint16_t port, const char* host = "127.0.0.1") {
     const aio::socket_address a = aio::socket_address::ip(host, port);

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
 #include "support/counted.hpp"
 #include "support/handlers.hpp"
 #include "support/trace.hpp"
@@ -44,13 +45,9 @@ using aio_test::log_cancel;
 using aio_test::trace;
 using lines = std::vector<std::string>;
 
-namespace {
+using aio_test::open_descriptors;
 
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
+namespace {
 
 // The running loop's descriptor table and epoll registrations.
 std::size_t entries() { return aio::detail::loop_access::core(aio::get_running_loop()).fds.size(); }

@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
 #include "support/handlers.hpp"
 #include "support/threads.hpp"
 
@@ -65,15 +66,11 @@ using namespace std::chrono_literals;
 using aio_test::expect_throws;
 using aio_test::thrown_what;
 
+using aio_test::open_descriptors;
+
 namespace {
 
 // --- running a test
-
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
 
 template <class F>
 aio::task<> bounded(F& body, std::chrono::milliseconds limit) {

@@ -22,16 +22,13 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
 
 using namespace std::chrono_literals;
 
-namespace {
+using aio_test::open_descriptors;
 
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
+namespace {
 
 // Raises the descriptor limit for the test (root may raise the hard limit too);
 // restores it after.

@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
 #include "support/handlers.hpp"
 #include "support/steps.hpp"
 
@@ -58,17 +59,11 @@ using namespace std::chrono_literals;
 using aio_test::expect_throws;
 using aio_test::settle;
 
+using aio_test::open_descriptors;
+
 namespace {
 
 // --- descriptors, loopback addresses, blocking helpers
-
-// The descriptors this process has open (the entries of /proc/self/fd; the listing's
-// own is counted every time, so before and after compare).
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
 
 aio::socket_address loopback(std::uint16_t port = 0) { return aio::socket_address::ip("127.0.0.1", port); }
 

@@ -28,16 +28,13 @@
 #include <utility>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
+
+using aio_test::open_descriptors;
 
 namespace {
 
 // The descriptors this process has open (the listing's own is counted every time).
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
-
 // True when `fd` is not open: fcntl fails with EBADF.
 bool is_closed(int fd) {
     const int r = ::fcntl(fd, F_GETFD);

@@ -58,23 +58,20 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/descriptors.hpp"
 #include "support/handlers.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::expect_throws;
 using aio_test::thrown_what;
 
+using aio_test::open_descriptors;
+
 namespace {
 
 // --- running a test
 
 // The descriptors this process has open (the listing's own is counted every time).
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-    return n;
-}
-
 template <class F>
 aio::task<> bounded(F& body, std::chrono::milliseconds limit) {
     co_await aio::wait_for(body(), limit);

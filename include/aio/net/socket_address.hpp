@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -100,9 +101,12 @@ public:
     }
     // "127.0.0.1:8080", "[::1]:8080", or a Unix socket's path.
     std::string to_string() const {
+        // Formatted into a buffer: g++ 12 at -O3 warns -Wrestrict (a false positive, GCC
+        // bug 105329) when strings are joined here.
+        char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 16];
         switch (family()) {
-        case AF_INET: return host() + ":" + std::to_string(port());
-        case AF_INET6: return "[" + host() + "]:" + std::to_string(port());
+        case AF_INET: std::snprintf(text, sizeof text, "%s:%u", host().c_str(), unsigned{port()}); return text;
+        case AF_INET6: std::snprintf(text, sizeof text, "[%s]:%u", host().c_str(), unsigned{port()}); return text;
         case AF_UNIX: return host();
         default: return "(no address)";
         }

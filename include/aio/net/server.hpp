@@ -13,10 +13,11 @@
 // Each accepted connection becomes a stream (TCP_NODELAY on TCP) and a task running
 // handler(reader, writer); an exception escaping the handler goes to the loop's
 // exception handler ("Unhandled exception in client_connected_cb"). The listening
-// sockets are watched level-triggered; one readiness accepts up to `backlog`
-// connections. Running out of descriptors (EMFILE, ENFILE) or memory at accept
-// stops accepting for a second, reported through the exception handler, as asyncio
-// does; the connections already there carry on.
+// sockets are registered edge-triggered while the server serves; one step accepts up
+// to `backlog` connections, then lets the other work run before it takes more.
+// Running out of descriptors (EMFILE, ENFILE) or memory at accept stops accepting
+// for a second, reported through the exception handler, as asyncio does; the
+// connections already there carry on.
 //
 // close() stops listening (the clients carry on); wait_closed() waits until the
 // server is closed and every connection it accepted has ended (asyncio 3.12);
@@ -33,6 +34,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,7 +82,7 @@ public:
         if (--refs_ == 0) delete this;
     }
 
-    void listen_on(socket s) { listeners_.push_back(std::move(s)); }
+    void listen_on(socket s) { listeners_.push_back(std::make_unique<listener>(this, std::move(s))); }
     // A Unix server's socket file, removed when it closes if it is still the one bound
     // (asyncio 3.13's cleanup_socket).
     void own_socket_file(std::string path, ino_t inode) {
@@ -91,7 +93,14 @@ public:
     void start_serving() {
         if (closed_) throw aio::runtime_error("aio::server is closed");
         if (serving_) return;
-        for (socket& l : listeners_) watch(l.fd());
+        for (const auto& l : listeners_) {
+            try {
+                l->watch(*loop_);
+            } catch (...) {
+                stop_watching();
+                throw;
+            }
+        }
         serving_ = true;
     }
     bool is_serving() const noexcept { return serving_; }
@@ -120,12 +129,12 @@ public:
 
     std::vector<socket_address> addresses() const {
         std::vector<socket_address> out;
-        for (const socket& l : listeners_) out.push_back(l.local_address());
+        for (const auto& l : listeners_) out.push_back(l->sock.local_address());
         return out;
     }
     std::vector<int> descriptors() const {
         std::vector<int> out;
-        for (const socket& l : listeners_) out.push_back(l.fd());
+        for (const auto& l : listeners_) out.push_back(l->sock.fd());
         return out;
     }
 
@@ -144,28 +153,61 @@ private:
         std::size_t index;  // in connections_
     };
 
+    // A listening socket, registered edge-triggered while the server serves, as a
+    // stream's socket is: an edge queues the step, which accepts until the backlog is
+    // empty, or takes `backlog` connections and queues itself behind the other work.
+    struct listener : io_node {
+        listener(server_state* owner, socket s) noexcept : server(owner), sock(std::move(s)) { run = step; }
+        listener(const listener&) = delete;
+        listener& operator=(const listener&) = delete;
+
+        void watch(loop_core& loop) {
+            if (registered) return;
+            loop.add_io(sock.fd(), this, io_readable | io_edge);
+            registered = true;
+        }
+        void stop_watching(loop_core& loop) noexcept {
+            if (registered) loop.remove_io(sock.fd(), this);
+            registered = false;
+        }
+        static void step(ready_item* item) noexcept {
+            auto& l = static_cast<listener&>(static_cast<io_node&>(*item));
+            l.events = 0;
+            l.server->accept_ready(l);
+        }
+
+        server_state* server;
+        socket sock;
+        bool registered = false;
+    };
+
     ~server_state() {
         close();
         if (links.prev && loop_) loop_->io_owners.unlink(this);
     }
 
-    void watch(int fd) {
-        loop_->fds.set_callback(fd, io_readable, loop_->make_callback([this, fd] { accept_ready(fd); }));
-    }
     void stop_watching() noexcept {
         if (!loop_) return;
-        for (socket& l : listeners_) loop_->fds.remove_callback(l.fd(), io_readable);
+        for (const auto& l : listeners_) l->stop_watching(*loop_);
     }
 
-    void accept_ready(int fd) noexcept {
-        for (int i = 0; i < backlog_ && serving_; ++i) {
-            const int conn = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    void accept_ready(listener& l) noexcept {
+        for (int i = 0; serving_; ++i) {
+            if (i == backlog_) {  // more may be waiting: the others first
+                if (l.queued_at == not_queued) loop_->push(&l);
+                return;
+            }
+            const int conn = ::accept4(l.sock.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (conn < 0) {
                 const int err = errno;
-                if (err == EINTR || err == ECONNABORTED) continue;
-                if (err == EAGAIN || err == EWOULDBLOCK) return;
+                if (err == EAGAIN || err == EWOULDBLOCK) return;  // drained: the next edge wakes it
                 if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) return pause_accepting(err);
+                if (accept_may_retry(err)) continue;
+                // Anything else is reported; the step runs again next iteration, as a
+                // level-triggered listener would, so that connections still queued
+                // are not left waiting for the next edge.
                 report(err, "accept");
+                if (l.queued_at == not_queued) loop_->push(&l);
                 return;
             }
             try {
@@ -173,6 +215,18 @@ private:
             } catch (...) {
                 loop_->report({"Error while starting a connection of aio::server", std::current_exception(), {}});
             }
+        }
+    }
+
+    // An interrupted call, or a connection that failed before it was taken (accept(2):
+    // Linux passes the new socket's pending network errors to accept).
+    static bool accept_may_retry(int err) noexcept {
+        switch (err) {
+        case EINTR: case ECONNABORTED: case EPROTO: case ENOPROTOOPT: case ENETDOWN:
+        case ENETUNREACH: case EHOSTDOWN: case EHOSTUNREACH: case ENONET: case EOPNOTSUPP:
+            return true;
+        default:
+            return false;
         }
     }
 
@@ -247,7 +301,7 @@ private:
     client_connected_handler handler_;
     std::size_t limit_;
     int backlog_;
-    std::vector<socket> listeners_;
+    std::vector<std::unique_ptr<listener>> listeners_;
     std::vector<connection*> connections_;
     event idle_;     // closed, and no connection left
     event forever_;  // closed: serve_forever() returns
@@ -373,6 +427,23 @@ inline task<server> start_server(client_connected_handler handler, std::string h
                                            options.limit, options.backlog);
     server srv(state);
     for (const address_info& a : addresses) state->listen_on(detail::listening_socket(a, options, addresses.size() > 1));
+    if (options.start_serving) srv.start_serving();
+    co_return srv;
+}
+
+// Serves on a socket the caller made and bound, TCP or Unix (asyncio's
+// create_server(sock=...)): it listens with options.backlog, and the server owns and
+// closes it. The options about making the socket (family, reuse_address, reuse_port)
+// do not apply; set them on the socket before binding it.
+inline task<server> start_server(client_connected_handler handler, socket listening, server_options options = {}) {
+    if (!handler) throw std::invalid_argument("aio::start_server: an empty handler");
+    if (options.limit == 0) throw std::invalid_argument("Limit cannot be <= 0");
+    detail::check_stream_socket(listening, "aio::start_server");
+    listening.listen(options.backlog);
+    auto* state = new detail::server_state(*detail::running_loop_or_throw("aio::start_server()"), std::move(handler),
+                                           options.limit, options.backlog);
+    server srv(state);
+    state->listen_on(std::move(listening));
     if (options.start_serving) srv.start_serving();
     co_return srv;
 }

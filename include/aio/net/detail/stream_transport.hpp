@@ -394,7 +394,9 @@ private:
     std::uint32_t refs_ = 1;
     bool registered_ = false;
     bool readable_ = false;
-    bool writable_ = false;
+    // A connected socket has room until a send says otherwise: the first write goes
+    // at once, without waiting for the registration's first edge.
+    bool writable_ = true;
     bool hangup_ = false;  // the peer has shut its side down: reads go on until recv says EOF
     bool paused_ = false;
     bool eof_ = false;

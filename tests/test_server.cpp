@@ -60,6 +60,7 @@
 #include "support/catch.hpp"
 #include "support/descriptors.hpp"
 #include "support/handlers.hpp"
+#include "support/net_run.hpp"
 #include "support/threads.hpp"
 
 using namespace std::chrono_literals;
@@ -67,39 +68,14 @@ using aio_test::expect_throws;
 using aio_test::thrown_what;
 
 using aio_test::open_descriptors;
+using aio_test::reports;
+using aio_test::run_checked;
 
 namespace {
 
-// --- running a test
-
-template <class F>
-aio::task<> bounded(F& body, std::chrono::milliseconds limit) {
-    co_await aio::wait_for(body(), limit);
-}
-
-// Runs `body()` (a named lambda: it outlives the task) on a fresh loop for at most
-// `limit`, and checks that it left no descriptor open.
-template <class F>
-void run_checked(F& body, std::chrono::milliseconds limit = 10s) {
-    const std::size_t before = open_descriptors();
-    aio::run(bounded(body, limit));
-    REQUIRE(open_descriptors() == before);
-}
-
-// What the running loop's exception handler is given (CPython's `messages`): each
-// report's message and exception. Looking into the exceptions is left for later
-// (errno_of, what_of): under RLIMIT_NOFILE, UBSan's check of a polymorphic call needs a
-// descriptor it cannot get.
-struct reports {
-    std::vector<std::string> messages;
-    std::vector<std::exception_ptr> errors;
-    void listen() {
-        aio::get_running_loop().set_exception_handler([this](aio::event_loop&, const aio::exception_context& c) {
-            messages.push_back(c.message);
-            errors.push_back(c.exception);
-        });
-    }
-};
+// The exceptions of `reports` (support/net_run.hpp) are looked into only after the
+// test (errno_of, what_of): under RLIMIT_NOFILE, UBSan's check of a polymorphic call
+// needs a descriptor it cannot get.
 
 // The errno of an aio::os_error, 0 for anything else.
 int errno_of(const std::exception_ptr& e) {
@@ -708,6 +684,62 @@ TEST_CASE("start_server refuses a limit of 0 and an empty handler with std::inva
     run_checked(body);
 }
 
+TEST_CASE("start_server on a socket the caller bound listens on it, serves, and closes it with the server") {
+    auto body = []() -> aio::task<> {
+        aio::socket mine(AF_INET, SOCK_STREAM);
+        mine.set_option(SOL_SOCKET, SO_REUSEADDR, 1);
+        mine.bind(aio::socket_address::ip("127.0.0.1", 0));
+        const aio::socket_address where = mine.local_address();
+        const int fd = mine.fd();
+        aio::server srv = co_await aio::start_server(echo_line, std::move(mine));
+        REQUIRE(srv.is_serving());
+        REQUIRE(srv.sockets() == std::vector<aio::socket_address>{where});
+        const std::string back = co_await echo_client("127.0.0.1", where.port(), "mine\n");
+        REQUIRE(back == "mine\n");
+        srv.close();
+        co_await aio::wait_for(srv.wait_closed(), 2s);
+        REQUIRE(::fcntl(fd, F_GETFD) == -1);  // the server closed it
+    };
+    run_checked(body);
+}
+
+TEST_CASE("start_server on a Unix socket the caller bound serves over it") {
+    temp_dir dir;
+    const std::string path = dir.file("mine.sock");
+    auto body = [&]() -> aio::task<> {
+        aio::socket mine(AF_UNIX, SOCK_STREAM);
+        mine.bind(aio::socket_address::unix_path(path));
+        aio::server srv = co_await aio::start_server(echo_line, std::move(mine), {.start_serving = false});
+        REQUIRE_FALSE(srv.is_serving());
+        srv.start_serving();
+        aio::stream_pair s = co_await aio::open_unix_connection(path);
+        s.second.write("over unix\n");
+        const std::string back = co_await aio::wait_for(s.first.readline(), 2s);
+        REQUIRE(back == "over unix\n");
+        s.second.close();
+        co_await aio::wait_for(s.second.wait_closed(), 2s);
+        srv.close();
+        co_await aio::wait_for(srv.wait_closed(), 2s);
+    };
+    run_checked(body);
+}
+
+TEST_CASE("start_server refuses a closed socket and one that is not SOCK_STREAM with std::invalid_argument") {
+    auto body = []() -> aio::task<> {
+        std::optional<std::string> what = co_await thrown_what<std::invalid_argument>(aio::start_server(echo_line, aio::socket{}));
+        REQUIRE(what == "aio::start_server: the socket is closed");
+        aio::socket datagram(AF_INET, SOCK_DGRAM);
+        what = co_await thrown_what<std::invalid_argument>(aio::start_server(echo_line, std::move(datagram)));
+        REQUIRE(what == "aio::start_server: a SOCK_STREAM socket is required");
+        aio::socket stream(AF_INET, SOCK_STREAM);
+        aio::server_options options;
+        options.limit = 0;
+        what = co_await thrown_what<std::invalid_argument>(aio::start_server(echo_line, std::move(stream), options));
+        REQUIRE(what == "Limit cannot be <= 0");
+    };
+    run_checked(body);
+}
+
 namespace {
 
 // The child's side of the test below: 0 when the server reported EMFILE at accept and
@@ -825,7 +857,7 @@ int accept_through_emfile() {
         if (ended != clients) failed_step = 10;
     };
     try {
-        aio::run(bounded(body, 20s));
+        aio_test::run_bounded(body, 20s);
     } catch (...) {
         return 20;
     }

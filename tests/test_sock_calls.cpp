@@ -53,6 +53,7 @@
 #include "support/catch.hpp"
 #include "support/descriptors.hpp"
 #include "support/handlers.hpp"
+#include "support/net_run.hpp"
 #include "support/steps.hpp"
 
 using namespace std::chrono_literals;
@@ -60,23 +61,13 @@ using aio_test::expect_throws;
 using aio_test::settle;
 
 using aio_test::open_descriptors;
+using aio_test::run_bounded;
 
 namespace {
 
 // --- descriptors, loopback addresses, blocking helpers
 
 aio::socket_address loopback(std::uint16_t port = 0) { return aio::socket_address::ip("127.0.0.1", port); }
-
-// Runs `body()` on a fresh loop (aio::run) for at most `limit`: a test that would hang
-// fails with aio::timeout_error instead. `body` is a named lambda: it outlives the task.
-template <class F>
-aio::task<> bounded(F& body, std::chrono::milliseconds limit) {
-    co_await aio::wait_for(body(), limit);
-}
-template <class F>
-void run_bounded(F& body, std::chrono::milliseconds limit = 20s) {
-    aio::run(bounded(body, limit));
-}
 
 // A socket that blocks (aio makes none): what the server thread and some clients use.
 aio::socket blocking_socket(int family, int type = SOCK_STREAM) {

@@ -60,40 +60,17 @@
 #include "support/catch.hpp"
 #include "support/descriptors.hpp"
 #include "support/handlers.hpp"
+#include "support/net_run.hpp"
 
 using namespace std::chrono_literals;
 using aio_test::expect_throws;
 using aio_test::thrown_what;
 
 using aio_test::open_descriptors;
+using aio_test::reports;
+using aio_test::run_checked;
 
 namespace {
-
-// --- running a test
-
-// The descriptors this process has open (the listing's own is counted every time).
-template <class F>
-aio::task<> bounded(F& body, std::chrono::milliseconds limit) {
-    co_await aio::wait_for(body(), limit);
-}
-
-// Runs `body()` (a named lambda: it outlives the task) on a fresh loop for at most
-// `limit`, and checks that it left no descriptor open.
-template <class F>
-void run_checked(F& body, std::chrono::milliseconds limit = 10s) {
-    const std::size_t before = open_descriptors();
-    aio::run(bounded(body, limit));
-    REQUIRE(open_descriptors() == before);
-}
-
-// What the running loop's exception handler is given (CPython's `messages`).
-struct reports {
-    std::vector<std::string> messages;
-    void listen() {
-        aio::get_running_loop().set_exception_handler(
-            [this](aio::event_loop&, const aio::exception_context& c) { messages.push_back(c.message); });
-    }
-};
 
 // --- a stream over a socket pair, fed from its other end
 
@@ -881,6 +858,62 @@ TEST_CASE("open_connection and open_unix_connection talk to a server: readline, 
     };
     run_checked(body);
     REQUIRE(seen.messages.empty());
+}
+
+TEST_CASE("open_connection on a connected socket makes a stream of it: TCP connected by sock_connect, and one end of a socket pair") {
+    reports seen;
+    auto body = [&]() -> aio::task<> {
+        seen.listen();
+        aio::server srv = co_await http_server();
+        aio::socket tcp(AF_INET, SOCK_STREAM);
+        co_await aio::get_running_loop().sock_connect(tcp.fd(), aio::socket_address::ip("127.0.0.1", port_of(srv)));
+        aio::stream_pair s = co_await aio::open_connection(std::move(tcp));
+        const int fd = std::any_cast<int>(s.second.get_extra_info("socket"));
+        int nodelay = 0;
+        socklen_t length = sizeof nodelay;
+        REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &length) == 0);
+        REQUIRE(nodelay != 0);
+        s.second.write(http_request);
+        const std::string reply = co_await aio::wait_for(s.first.read(), 2s);
+        REQUIRE(reply.ends_with("\r\n\r\nTest message"));
+        s.second.close();
+        co_await aio::wait_for(s.second.wait_closed(), 2s);
+        srv.close();
+        co_await aio::wait_for(srv.wait_closed(), 2s);
+
+        auto [mine, theirs] = aio::socket::pair();
+        aio::stream_pair a = co_await aio::open_connection(std::move(mine), {.limit = 16});
+        aio::stream_pair b = co_await aio::open_connection(std::move(theirs));
+        b.second.write("through the pair\n");
+        const std::string line = co_await aio::wait_for(a.first.readline(), 2s);
+        REQUIRE(line == "through the pair\n");
+        a.second.close();
+        b.second.close();
+        co_await aio::wait_for(a.second.wait_closed(), 2s);
+        co_await aio::wait_for(b.second.wait_closed(), 2s);
+    };
+    run_checked(body);
+    REQUIRE(seen.messages.empty());
+}
+
+TEST_CASE("open_connection on a socket refuses one closed, not SOCK_STREAM, not connected, or with options about connecting") {
+    auto body = []() -> aio::task<> {
+        std::optional<std::string> what = co_await thrown_what<std::invalid_argument>(aio::open_connection(aio::socket{}));
+        REQUIRE(what == "aio::open_connection: the socket is closed");
+        what = co_await thrown_what<std::invalid_argument>(aio::open_connection(aio::socket(AF_INET, SOCK_DGRAM)));
+        REQUIRE(what == "aio::open_connection: a SOCK_STREAM socket is required");
+        const bool not_connected = co_await expect_throws<aio::os_error>(aio::open_connection(aio::socket(AF_INET, SOCK_STREAM)));
+        REQUIRE(not_connected);
+        auto [mine, theirs] = aio::socket::pair();
+        aio::connection_options options;
+        options.happy_eyeballs_delay = 250ms;
+        what = co_await thrown_what<std::invalid_argument>(aio::open_connection(std::move(mine), options));
+        REQUIRE(what.has_value());
+        REQUIRE(what->find("happy_eyeballs_delay") != std::string::npos);
+        what = co_await thrown_what<std::invalid_argument>(aio::open_connection(std::move(theirs), {.limit = 0}));
+        REQUIRE(what == "Limit cannot be <= 0");
+    };
+    run_checked(body);
 }
 
 TEST_CASE("several tasks draining at once are all released when a slow reader catches up") {

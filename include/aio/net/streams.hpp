@@ -11,6 +11,10 @@
 // first that connects wins. When every one fails, the error is the single failure, or
 // an aio::os_error "Multiple exceptions: ..." naming each attempt.
 //
+// open_connection(socket) makes a stream of a socket the caller connected (asyncio's
+// sock= argument): a socket accepted with loop.sock_accept on one loop, say, and
+// handed to another.
+//
 // Cancellation: the connect in progress is abandoned and its socket closed; no stream
 // is made. Servers: aio/net/server.hpp.
 
@@ -18,11 +22,12 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +71,12 @@ inline stream_pair make_stream(socket s, std::size_t limit) {
     transport_ref reading(stream_transport::open(*running_loop_or_throw("aio::open_connection()"), std::move(s), limit));
     transport_ref writing = reading;
     return {stream_reader(std::move(reading)), stream_writer(std::move(writing))};
+}
+
+// What a stream or a server is made of: an open stream socket (SOCK_STREAM).
+inline void check_stream_socket(const socket& s, const char* who) {
+    if (!s.is_open()) throw std::invalid_argument(std::string(who) + ": the socket is closed");
+    if (s.option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM) throw std::invalid_argument(std::string(who) + ": a SOCK_STREAM socket is required");
 }
 
 inline void no_delay(socket& s) {
@@ -202,6 +213,20 @@ inline task<stream_pair> open_connection(std::string host, std::uint16_t port, c
         }
     }
     detail::throw_connect_errors(errors, messages);
+}
+
+// A stream of a socket already connected, TCP or Unix (asyncio's
+// open_connection(sock=...)); the stream owns it. Only `limit` applies: the options
+// about connecting are refused.
+inline task<stream_pair> open_connection(socket connected, connection_options options = {}) {
+    if (options.limit == 0) throw std::invalid_argument("Limit cannot be <= 0");
+    detail::check_stream_socket(connected, "aio::open_connection");
+    if (options.family != AF_UNSPEC || options.local_address || options.happy_eyeballs_delay || options.interleave != 0)
+        throw std::invalid_argument("aio::open_connection: family, local_address, happy_eyeballs_delay and interleave "
+                                    "cannot be given with a connected socket");
+    (void)connected.peer_address();  // throws os_error (ENOTCONN) for one that is not connected
+    detail::no_delay(connected);
+    co_return detail::make_stream(std::move(connected), options.limit);
 }
 
 // Connects to the Unix socket at `path`.

@@ -223,7 +223,7 @@ aio::task<> serve_until_interrupted(strategy how, std::uint16_t port, int loops)
     std::printf("http_per_core: %s with %d loops on 127.0.0.1:%u\n", name_of(how), loops, port);
     std::fflush(stdout);
     try {
-        co_await aio::event().wait();  // until Ctrl-C cancels it
+        for (;;) co_await aio::sleep(std::chrono::hours(1));  // until Ctrl-C cancels it
     } catch (const aio::cancelled_error&) {
     }
     co_await aio::shield(server.stop());

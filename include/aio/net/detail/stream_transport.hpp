@@ -88,7 +88,6 @@ public:
     std::string_view buffered() const noexcept { return in_.view(); }
     void consume(std::size_t n) noexcept {
         in_.consume(n);
-        if (in_.empty() && in_.capacity() > keep_when_idle) in_.release();
         maybe_resume();
     }
     void clear_input() noexcept {
@@ -105,8 +104,11 @@ public:
 
     // Before a reader waits: a paused transport resumes (waiting while paused would
     // never end: readexactly(n) with n over twice the limit), and the next arrival wakes.
+    // A reader that waits for the network with nothing buffered lets a large buffer go:
+    // an idle connection keeps none (a busy one keeps its buffer from read to read).
     void before_wait() {
         if (paused_) resume();
+        if (in_.empty() && !readable_ && in_.capacity() > keep_when_idle) in_.release();
         data_.clear();
     }
     event& data_arrived() noexcept { return data_; }

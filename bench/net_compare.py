@@ -56,7 +56,10 @@ Load: wrk (package wrk) and BUILD/bench/echo_client. Syscall counting: perf
 exists (Debian's uvloop is built for it), else this interpreter.
 
 Ratios are "x aio": the peer's figure over aio's (req/s x aio 0.5: half aio's
-throughput; CPU x aio 2.0: twice aio's CPU per request).
+throughput; CPU x aio 2.0: twice aio's CPU per request). "CPU x aio, paired" is the
+median over the rounds of the peer's CPU per request over aio's in the same round: on
+a shared machine whose speed drifts by ±20 % from minute to minute, it is the steadier
+comparison.
 
 Exit status: 0 whatever the figures, 1 if a run failed, 2 if BUILD/bench lacks the
 programs. Standard library only.
@@ -639,11 +642,20 @@ def fmt_x(r: Optional[float]) -> str:
     return "n/a" if r is None else f"{r:.2f}"
 
 
-def print_table(mode: str, peers: list[Peer], medians: dict, syscalls: dict) -> None:
+def paired_ratio(runs: dict, peer: str, mode: str, field: str) -> Optional[float]:
+    """The median over the rounds both ran of the peer's figure over aio's in the same
+    round: a slow spell of the machine slows both, so it cancels out of each ratio."""
+    aio_by_round = {r["round"]: r[field] for r in runs.get(("aio", mode), [])}
+    ratios = [r[field] / aio_by_round[r["round"]] for r in runs.get((peer, mode), [])
+              if aio_by_round.get(r["round"])]
+    return statistics.median(ratios) if ratios else None
+
+
+def print_table(mode: str, peers: list[Peer], medians: dict, syscalls: dict, runs: dict) -> None:
     unit = UNIT[mode]
     rate_label = "req/s" if mode == "http" else "round trips/s"
     header = ["peer", rate_label, f"CPU us/{unit}", "server CPU %", f"syscalls/{unit}",
-              f"{rate_label} x aio", "CPU x aio", "syscalls x aio"]
+              f"{rate_label} x aio", "CPU x aio", "CPU x aio, paired", "syscalls x aio"]
     base = medians.get(("aio", mode)) or {}
     base_sys = (syscalls.get(("aio", mode)) or {}).get("syscalls_per")
     rows = []
@@ -653,11 +665,11 @@ def print_table(mode: str, peers: list[Peer], medians: dict, syscalls: dict) -> 
         m = medians.get((p.name, mode))
         s = (syscalls.get((p.name, mode)) or {}).get("syscalls_per")
         if not m:
-            rows.append([p.name, "failed", "", "", fmt(s), "", "", ""])
+            rows.append([p.name, "failed", "", "", fmt(s), "", "", "", ""])
             continue
         rows.append([p.name, fmt(m["rate"]), fmt(m["cpu_us_per"]), f"{m['cpu_pct']:.0f}", fmt(s),
                      fmt_x(ratio(m["rate"], base.get("rate"))), fmt_x(ratio(m["cpu_us_per"], base.get("cpu_us_per"))),
-                     fmt_x(ratio(s, base_sys))])
+                     fmt_x(paired_ratio(runs, p.name, mode, "cpu_us_per")), fmt_x(ratio(s, base_sys))])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -793,6 +805,7 @@ def main() -> int:
                         warnings.append(f"{what} {peer.name} {mode}: kept although other processes used "
                                         f"{r['other_cpu_pct']:.0f}% of a CPU during it (tried {args.retries + 1} times)")
                 if r:
+                    r["round"] = round_
                     runs[(peer.name, mode)].append(r)
 
     syscalls: dict[tuple[str, str], dict] = {}
@@ -834,7 +847,7 @@ def main() -> int:
         else:
             print(f"echo: echo_client, {args.connections} connections, {ECHO_SIZE}-byte messages, one in flight each")
         print()
-        print_table(mode, peers, medians, syscalls)
+        print_table(mode, peers, medians, syscalls, runs)
 
     if warnings:
         print()

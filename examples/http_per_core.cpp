@@ -71,6 +71,7 @@ aio::task<> serve(shard& s, aio::stream_reader reader, aio::stream_writer writer
         }
     } catch (const aio::incomplete_read_error&) {  // the client hung up
     } catch (const aio::connection_error&) {      // ... or reset the connection
+    } catch (const aio::limit_overrun_error&) {   // ... or sent a head over 64 KiB
     }
     writer.close();
     if (--s.open == 0 && s.idle) s.idle->set();
@@ -92,8 +93,13 @@ aio::task<> connections_ended(shard& s) {
 
 // hand_off: a connection accepted by another loop, served on this one.
 aio::task<> serve_socket(shard& s, aio::socket connection) {
-    auto [reader, writer] = co_await aio::open_connection(std::move(connection));
-    co_await serve(s, std::move(reader), std::move(writer));
+    std::optional<aio::stream_pair> stream;
+    try {
+        stream = co_await aio::open_connection(std::move(connection));
+    } catch (const aio::os_error&) {  // the client left before its turn came
+    }
+    if (!stream) co_return;
+    co_await serve(s, std::move(stream->first), std::move(stream->second));
 }
 
 // reuse_port: this loop's own listener on `port` (0: the kernel picks one, which the

@@ -225,8 +225,7 @@ public:
 
     void run_once(bool deadlock_is_error = true) {
         if (!disposals.empty()) dispose_cancelled();
-        if (!std::exchange(polled_, false)) ++unpolled_;
-        else unpolled_ = 0;
+        ++unpolled_;
         if (ready.empty() && !stopping) {
             timers.tidy();
             if (!timers.empty()) block(timers.next_deadline());
@@ -329,7 +328,7 @@ private:
     }
 
     [[gnu::noinline]] void poll(std::int64_t deadline, bool wait) {
-        polled_ = true;
+        unpolled_ = 0;
         multiplexer.wait(
             deadline, wait, [this](std::size_t n) { ready.reserve(n); },
             [this](io_node* node, std::uint32_t events) noexcept {
@@ -457,8 +456,7 @@ private:
     mailbox* mailbox_;
     posted_batch batch_;
     std::size_t wake_sources_ = 0;
-    bool polled_ = false;  // this iteration has asked the poller (run_once)
-    std::uint32_t unpolled_ = 0;  // busy iterations since the last poll
+    std::uint32_t unpolled_ = 0;  // iterations since the last poll
     static constexpr std::uint32_t busy_poll_interval = 4;
     event_loop& owner_;
     std::uint64_t next_task_id_ = 1;

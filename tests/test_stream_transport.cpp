@@ -15,6 +15,7 @@
 #include <aio/create_task.hpp>
 #include <aio/errors.hpp>
 #include <aio/event_loop.hpp>
+#include <aio/net/readiness.hpp>
 #include <aio/net/server.hpp>
 #include <aio/net/socket.hpp>
 #include <aio/net/socket_address.hpp>
@@ -27,7 +28,9 @@
 #include <aio/task.hpp>
 #include <aio/wait_for.hpp>
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -330,4 +333,104 @@ TEST_CASE("a listener with more connections waiting than its backlog accepts the
     };
     run_checked(body);
     REQUIRE(seen.messages.empty());
+}
+
+// ===== pipes (asyncio's _UnixReadPipeTransport and _UnixWritePipeTransport)
+//
+// A subprocess's stdin, stdout and stderr are pipes; the same transport carries them.
+
+namespace {
+
+struct pipe_ends {
+    aio::socket read_end;
+    aio::socket write_end;
+};
+
+pipe_ends make_pipe() {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    return {aio::socket::own(fds[0]), aio::socket::own(fds[1])};
+}
+
+}  // namespace
+
+TEST_CASE("a pipe's read end reads what the writer wrote, in order, and then EOF when the writer closes") {
+    auto body = []() -> aio::task<> {
+        pipe_ends p = make_pipe();
+        auto [reader, unused] = aio::detail::make_stream(std::move(p.read_end), aio::detail::stream_transport::default_limit);
+        const std::string data = pattern(200'000);  // more than a pipe holds at once
+        std::size_t written = 0;
+        std::string got;
+        while (written < data.size()) {
+            const ssize_t n = ::write(p.write_end.fd(), data.data() + written, data.size() - written);
+            if (n > 0) written += static_cast<std::size_t>(n);
+            const std::string piece = co_await aio::wait_for(reader.read(65536), 2s);
+            got += piece;
+        }
+        p.write_end.close();
+        for (;;) {
+            const std::string piece = co_await aio::wait_for(reader.read(65536), 2s);
+            if (piece.empty()) break;
+            got += piece;
+        }
+        REQUIRE(got == data);
+        REQUIRE(reader.at_eof());
+    };
+    run_checked(body);
+}
+
+TEST_CASE("a pipe's write end sends through write and drain, and write_eof closes it: the reader sees EOF") {
+    auto body = []() -> aio::task<> {
+        pipe_ends p = make_pipe();
+        auto [unused, writer] = aio::detail::make_stream(std::move(p.write_end), aio::detail::stream_transport::default_limit);
+        REQUIRE(writer.can_write_eof());
+        const std::string data = pattern(1 << 20);  // the kernel holds 64 KiB: the rest queues
+        writer.write(data);
+        REQUIRE(writer.get_write_buffer_size() > 0);
+        writer.write_eof();
+        std::string got;
+        char buffer[65536];
+        for (;;) {
+            const ssize_t n = ::read(p.read_end.fd(), buffer, sizeof buffer);
+            if (n == 0) break;
+            if (n > 0) got.append(buffer, static_cast<std::size_t>(n));
+            else co_await aio::wait_for(aio::wait_readable(p.read_end.fd()), 2s);
+        }
+        REQUIRE(got == data);
+        co_await aio::wait_for(writer.wait_closed(), 2s);
+        REQUIRE(writer.is_closing());
+    };
+    run_checked(body);
+}
+
+TEST_CASE("writing to a pipe whose reader has gone fails drain with broken_pipe_error, and no SIGPIPE ends the process") {
+    REQUIRE(::signal(SIGPIPE, SIG_DFL) != SIG_ERR);  // a SIGPIPE would end the test program
+    auto body = []() -> aio::task<> {
+        pipe_ends p = make_pipe();
+        auto [unused, writer] = aio::detail::make_stream(std::move(p.write_end), aio::detail::stream_transport::default_limit);
+        p.read_end.close();
+        writer.write(pattern(100));
+        const bool broken = co_await expect_throws<aio::broken_pipe_error>(writer.drain());
+        REQUIRE(broken);
+        writer.write("dropped");  // asyncio drops writes after the loss
+        co_await aio::wait_for(writer.wait_closed(), 2s);
+    };
+    run_checked(body);
+    sigset_t pending;
+    REQUIRE(::sigpending(&pending) == 0);
+    REQUIRE_FALSE(sigismember(&pending, SIGPIPE));
+}
+
+TEST_CASE("a pipe's write end closes quietly when its reader closes with nothing queued") {
+    auto body = []() -> aio::task<> {
+        pipe_ends p = make_pipe();
+        auto [unused, writer] = aio::detail::make_stream(std::move(p.write_end), aio::detail::stream_transport::default_limit);
+        writer.write("taken");
+        p.read_end.close();
+        co_await aio::wait_for(writer.wait_closed(), 2s);
+        REQUIRE(writer.is_closing());
+        const bool lost = co_await expect_throws<aio::connection_reset_error>(writer.drain());  // "Connection lost"
+        REQUIRE(lost);
+    };
+    run_checked(body);
 }

@@ -23,9 +23,21 @@
 // still open is closed (its output flushed first, as StreamWriter.__del__ closes it);
 // one that still has output to flush owns itself until it is flushed or the loop
 // closes. A closing loop aborts every transport it has.
+//
+// Pipes: the same transport carries a pipe or any other stream descriptor that is not
+// a socket (a subprocess's stdin, stdout, stderr: asyncio's _UnixReadPipeTransport and
+// _UnixWritePipeTransport). It reads and writes with read() and write() instead of
+// recv() and send(), in the directions the descriptor was opened for; a write to a pipe
+// whose reader has gone fails with aio::broken_pipe_error instead of killing the
+// process with SIGPIPE; write_eof() closes a pipe once its output has gone; and a write
+// end whose reader closes with nothing queued is lost quietly, as asyncio's is.
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,6 +59,27 @@
 #include "byte_buffer.hpp"
 
 namespace aio::detail {
+
+// write() to a pipe without SIGPIPE: the signal is blocked in this thread for the call,
+// and one the call raised is taken back before it is unblocked (unless the thread had
+// it blocked already: then a pending SIGPIPE may be the program's own, and stays).
+inline ssize_t write_without_sigpipe(int fd, const void* data, std::size_t size) noexcept {
+    sigset_t pipe_signal;
+    sigset_t previous;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous);
+    const ssize_t n = ::write(fd, data, size);
+    const int err = errno;
+    if (n < 0 && err == EPIPE && !sigismember(&previous, SIGPIPE)) {
+        const timespec now{};
+        while (sigtimedwait(&pipe_signal, nullptr, &now) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    errno = err;
+    return n;
+}
 
 class stream_transport final : io_node, io_owner {
 public:
@@ -187,6 +220,12 @@ private:
     stream_transport(loop_core& loop, socket s, std::size_t limit) : loop_(&loop), fd_(std::move(s)), limit_(limit) {
         run = step;
         loop_closing = on_loop_closing;
+        struct stat st {};
+        if (::fstat(fd_.fd(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            pipe_ = true;
+            reads_ = (::fcntl(fd_.fd(), F_GETFL) & O_ACCMODE) != O_WRONLY;
+            return;
+        }
         try {
             peer_ = fd_.peer_address();
         } catch (const os_error&) {
@@ -208,6 +247,10 @@ private:
         if (events & io_hangup) t.hangup_ = true;  // the EOF came with this edge: read to it
         if (events & (io_writable | io_error)) t.writable_ = true;
         if (t.lost_) return;
+        if (!t.reads_) {  // a pipe's write end: its reader has closed when it reports readable
+            t.readable_ = false;
+            if ((events & io_error) && t.out_.empty()) t.lose(nullptr);
+        }
         if (t.writable_ && !t.out_.empty()) t.flush();
         if (!t.lost_ && t.readable_ && !t.paused_ && !t.closing_) t.read_ready();
         if (t.lost_ && t.orphaned_) delete &t;
@@ -243,7 +286,7 @@ private:
                 }
             }
             const std::size_t offered = direct ? in_.room() : read_size;
-            const ssize_t n = ::recv(fd_.fd(), room, offered, MSG_DONTWAIT);
+            const ssize_t n = pipe_ ? ::read(fd_.fd(), room, offered) : ::recv(fd_.fd(), room, offered, MSG_DONTWAIT);
             if (n > 0) {
                 if (direct) {
                     in_.commit(static_cast<std::size_t>(n));
@@ -279,7 +322,8 @@ private:
     // Sends from `bytes`; how many went, or -1 when the connection is lost.
     ssize_t send_some(std::string_view bytes) noexcept {
         for (;;) {
-            const ssize_t n = ::send(fd_.fd(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            const ssize_t n = pipe_ ? write_without_sigpipe(fd_.fd(), bytes.data(), bytes.size())
+                                    : ::send(fd_.fd(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             if (n >= 0) {
                 if (static_cast<std::size_t>(n) < bytes.size()) writable_ = false;
                 return n;
@@ -314,6 +358,10 @@ private:
     }
 
     void shutdown_write() noexcept {
+        if (pipe_) {  // a pipe has no half-close: its write end closes, and the reader sees EOF
+            lose(nullptr);
+            return;
+        }
         if (!lost_ && ::shutdown(fd_.fd(), SHUT_WR) < 0 && errno != ENOTCONN) fail(errno, "shutdown");
     }
 
@@ -329,7 +377,7 @@ private:
     // the connection, and a reset can destroy the peer's copy of what was just sent;
     // what is waiting is read and dropped first.
     void finish_close() noexcept {
-        if (!lost_ && !eof_) {
+        if (!lost_ && !eof_ && !pipe_) {
             char sink[16384];
             std::size_t dropped = 0;
             while (dropped < discard_at_close) {
@@ -344,7 +392,8 @@ private:
 
     void fail(int err, const char* call) noexcept {
         try {
-            throw_os_error(err, std::string("aio: ") + call + " on a stream to " + peer_.to_string());
+            throw_os_error(err, std::string("aio: ") + call +
+                                    (pipe_ ? " on a pipe (descriptor " + std::to_string(fd_.fd()) + ")" : " on a stream to " + peer_.to_string()));
         } catch (...) {
             lose(std::current_exception());
         }
@@ -400,6 +449,8 @@ private:
     // at once, without waiting for the registration's first edge.
     bool writable_ = true;
     bool hangup_ = false;  // the peer has shut its side down: reads go on until recv says EOF
+    bool pipe_ = false;    // not a socket: read() and write()
+    bool reads_ = true;    // false for a pipe's write end
     bool paused_ = false;
     bool eof_ = false;
     bool eof_requested_ = false;

@@ -85,6 +85,7 @@ public:
         if (core_.running) throw aio::runtime_error("Cannot close a running event loop");
         release_default_executor();
         core_.close();
+        core_.signals.clear();  // as asyncio's close(): every signal handler goes, defaults restored
     }
 
     bool is_running() const noexcept { return core_.running; }
@@ -154,6 +155,37 @@ public:
     bool remove_writer(int fd) {
         detail::check_loop_thread(&core_, "aio::event_loop::remove_writer()");
         return core_.fds.remove_callback(fd, detail::io_writable);
+    }
+
+    // --- signals (asyncio's add_signal_handler / remove_signal_handler)
+    //
+    // f() runs on this loop's thread, through the ready queue, after `sig` is delivered
+    // to the process (to any of its threads) — never inside the OS signal handler, so
+    // it may do anything a callback may. Deliveries that come before it has run run it
+    // once; a delivery after it has started runs it again. Adding a handler for a
+    // signal this loop handles replaces it; one that another loop handles throws
+    // aio::runtime_error (one loop a signal, process-wide; any thread's loop may
+    // handle signals). While a handler is set, the signal can wake the loop: a task
+    // waiting for it is not reported as a deadlock. Allocates the callback.
+    // Throws std::invalid_argument for a number outside [1, NSIG), aio::runtime_error
+    // for a signal that cannot be caught (SIGKILL, SIGSTOP) and on a closed loop. The
+    // loop's close() removes every handler it has.
+    template <class F>
+        requires detail::signal_callback<F>
+    void add_signal_handler(int sig, F&& f) {
+        detail::check_loop_thread(&core_, "aio::event_loop::add_signal_handler()");
+        detail::check_signal_number(sig, "aio::event_loop::add_signal_handler()");
+        core_.check_open();
+        core_.signals.add(sig, core_.make_callback(std::forward<F>(f)));
+    }
+    // Removes the handler and gives `sig` its default action back (SIG_DFL; for SIGINT
+    // inside aio::run, run's Ctrl-C handling); false when this loop had no handler for
+    // it. A delivery whose callback has not run yet is dropped. A handler may remove
+    // itself. Throws std::invalid_argument for a number outside [1, NSIG).
+    bool remove_signal_handler(int sig) {
+        detail::check_loop_thread(&core_, "aio::event_loop::remove_signal_handler()");
+        detail::check_signal_number(sig, "aio::event_loop::remove_signal_handler()");
+        return core_.signals.remove(sig);
     }
 
     // --- sockets (asyncio's sock_* calls), awaited in a task of this loop

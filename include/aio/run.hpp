@@ -54,16 +54,18 @@ inline void cancel_all_tasks(loop_core& loop) {
 // Ctrl-C: on the main thread, while SIGINT has its default action, the first SIGINT
 // cancels the main task; once everything has unwound, run() throws
 // aio::keyboard_interrupt (or returns main's value, if main caught the cancellation
-// and returned one). A second SIGINT before then ends the process at once.
+// and returned one). A second SIGINT before then ends the process at once. A handler
+// the program adds with add_signal_handler(SIGINT, f) replaces this one for as long as
+// it is set (asyncio's Runner handler gives way the same way).
 template <class T>
 T run(task<T> main) {
     if (detail::running_loop) throw aio::runtime_error("aio::run() cannot be called from a running event loop");
     event_loop loop;
     detail::loop_core& core = detail::loop_access::core(loop);
-    detail::sigint_scope sigint(core.multiplexer.waker());
+    detail::sigint_scope sigint(core);
     // Ends the program's tasks and closes the loop, on every way out.
     auto shut_down = [&](bool quietly) {
-        core.interrupt_target = nullptr;
+        sigint.target(nullptr);
         try {
             detail::cancel_all_tasks(core);
             loop.run_until_complete(loop.shutdown_default_executor());
@@ -77,7 +79,7 @@ T run(task<T> main) {
     };
     task_handle<T> h = loop.create_task(std::move(main));
     detail::task_state& t = *detail::handle_access::state(h);
-    if (sigint.installed()) core.interrupt_target = &t;
+    sigint.target(&t);
     try {
         detail::run_until_done(core, t);
     } catch (...) {

@@ -4,70 +4,61 @@
 // aio::keyboard_interrupt. A second SIGINT before that has finished takes the
 // default action at once (the process ends), as a second Ctrl-C would.
 //
-// The handler only does what is async-signal-safe: it counts, sets a flag and wakes
-// the loop through its poller's signal waker (which ends a wait it may be blocked in).
-// The loop reads the flag once per iteration and cancels the main task itself.
+// It is one signal handler of the loop's (signals.hpp), registered as a fallback: a
+// handler the program adds for SIGINT with add_signal_handler replaces it (and gets
+// every SIGINT, the second one included), and removing that handler brings this one
+// back — as asyncio's remove_signal_handler(SIGINT) brings back the handler that
+// raises KeyboardInterrupt. The cancellation runs on the loop's thread, through the
+// ready queue, like any signal handler's callback.
 
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <csignal>
-#include <cstdint>
-
-#include "poller.hpp"
+#include "loop_core.hpp"
+#include "task_state.hpp"
 
 namespace aio::detail {
-
-class loop_core;
-
-inline volatile std::sig_atomic_t sigint_pending = 0;  // set by the handler, cleared by the loop
-inline volatile std::sig_atomic_t sigint_count = 0;    // SIGINTs since the handler went in
-inline poller::signal_waker sigint_waker;
-
-extern "C" inline void aio_sigint_handler(int) {
-    sigint_count = sigint_count + 1;
-    if (sigint_count > 1) {
-        ::signal(SIGINT, SIG_DFL);
-        ::raise(SIGINT);
-        return;
-    }
-    sigint_pending = 1;
-    sigint_waker();
-}
 
 // For the duration of one aio::run on the main thread, and only if SIGINT still has
 // its default action (a program or a test framework with its own handler keeps it).
 class sigint_scope {
 public:
-    explicit sigint_scope(poller::signal_waker waker) noexcept {
+    explicit sigint_scope(loop_core& loop) noexcept : loop_(loop) {
         if (::syscall(SYS_gettid) != ::getpid()) return;
         struct sigaction current {};
         if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return;
-        sigint_waker = waker;
-        sigint_count = 0;
-        sigint_pending = 0;
-        struct sigaction ours {};
-        ours.sa_handler = aio_sigint_handler;
-        sigemptyset(&ours.sa_mask);
-        ours.sa_flags = SA_RESTART;
-        installed_ = ::sigaction(SIGINT, &ours, &previous_) == 0;
+        try {
+            loop.signals.add(SIGINT, loop.make_callback([this] { on_sigint(); }), true);
+            installed_ = true;
+        } catch (...) {
+            // No memory, or another loop took SIGINT meanwhile: Ctrl-C keeps its default.
+        }
     }
     ~sigint_scope() {
-        if (!installed_) return;
-        ::sigaction(SIGINT, &previous_, nullptr);
-        sigint_pending = 0;
-        sigint_waker = {};
+        if (installed_) loop_.signals.remove(SIGINT, true);  // nothing left to remove once the loop has closed
     }
     sigint_scope(const sigint_scope&) = delete;
     sigint_scope& operator=(const sigint_scope&) = delete;
 
+    // The task the first Ctrl-C cancels; null: none any more (run is shutting down).
+    void target(task_state* t) noexcept { target_ = t; }
+
     bool installed() const noexcept { return installed_; }
-    bool interrupted() const noexcept { return installed_ && sigint_count > 0; }
+    // Whether a Ctrl-C cancelled the target.
+    bool interrupted() const noexcept { return interrupted_; }
 
 private:
-    struct sigaction previous_ {};
+    void on_sigint() noexcept {
+        if (!target_ || target_->done()) return;
+        interrupted_ = true;
+        target_->cancel();
+    }
+
+    loop_core& loop_;
+    task_state* target_ = nullptr;
     bool installed_ = false;
+    bool interrupted_ = false;
 };
 
 }  // namespace aio::detail

@@ -29,12 +29,12 @@
 #include "exception_report.hpp"
 #include "inbox.hpp"
 #include "mailbox.hpp"
-#include "interrupt.hpp"
 #include "fd_registry.hpp"
 #include "io_node.hpp"
 #include "poller.hpp"
 #include "ready_queue.hpp"
 #include "scheduler.hpp"
+#include "signals.hpp"
 #include "sleep_node.hpp"
 #include "task_state.hpp"
 #include "timer_queue.hpp"
@@ -164,7 +164,8 @@ public:
     // From any thread, the mailbox's holds (mailbox.hpp): a thread that will post.
 
     bool can_be_woken() const noexcept {
-        return wake_sources_ != 0 || multiplexer.registrations() != 0 || mailbox_->held() || !mailbox_->box.empty();
+        return wake_sources_ != 0 || multiplexer.registrations() != 0 || mailbox_->held() || !mailbox_->box.empty() ||
+               signals.can_wake();
     }
 
     // --- descriptors: the poller reports them with their node, which the loop queues
@@ -248,8 +249,8 @@ public:
         }
         if (!mailbox_->box.empty()) [[unlikely]]
             take_posted();
-        if (sigint_pending && interrupt_target) [[unlikely]]
-            interrupt();
+        if (signals.pending.load(std::memory_order_relaxed)) [[unlikely]]
+            signals.take_pending();  // signal_events.hpp
         if (!timers.empty()) fire_due_timers();
         // A long batch (timers fired together, a gather's children) reaches memory in
         // no particular order: fetch a few entries ahead to overlap the misses.
@@ -290,7 +291,7 @@ public:
     poller multiplexer;
     fd_registry fds{*this};  // descriptors watched level-triggered (after the poller: goes first)
     io_owner_list io_owners;  // transports and servers, told when the loop closes
-    task_state* interrupt_target = nullptr;  // aio::run's main task, cancelled by Ctrl-C
+    signal_registry signals{*this, multiplexer.waker()};  // add_signal_handler (signals.hpp)
     // Cancelled timers whose callables are still to be destroyed (see cancel()).
     std::vector<callback_node*> disposals;
     exception_handler handler;
@@ -380,11 +381,6 @@ private:
         static_cast<posted_batch*>(item)->take_each([](inbox_node* node) noexcept {
             if (node->discard) node->discard(node);
         });
-    }
-
-    [[gnu::noinline]] void interrupt() noexcept {
-        sigint_pending = 0;
-        if (!interrupt_target->done()) interrupt_target->cancel();
     }
 
     void fire_due_timers() {
@@ -481,3 +477,4 @@ inline loop_core* running_loop_or_throw(const char* what) {
 #include "fd_events.hpp"
 #include "frame_destruction.hpp"
 #include "loop_close.hpp"
+#include "signal_events.hpp"

@@ -239,6 +239,28 @@ public:
         return detail::sock_sendfile(fd, file, offset, count);
     }
 
+    // Datagrams (asyncio's sock_recvfrom / sock_recvfrom_into / sock_sendto): one a
+    // call, with the sender's address; a datagram longer than the room is cut to it.
+    // A cancelled receive has taken no datagram; a cancelled sock_sendto sent none.
+    task<std::pair<std::string, socket_address>> sock_recvfrom(int fd, std::size_t bufsize) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_recvfrom()");
+        return detail::sock_recvfrom(fd, bufsize);
+    }
+    // Into the first `nbytes` of `buffer` (0: all of it; more than its size:
+    // std::invalid_argument). The buffer must outlive the call.
+    task<std::pair<std::size_t, socket_address>> sock_recvfrom_into(int fd, std::span<std::byte> buffer, std::size_t nbytes = 0) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_recvfrom_into()");
+        return detail::sock_recvfrom_into(fd, buffer, nbytes);
+    }
+    task<std::pair<std::size_t, socket_address>> sock_recvfrom_into(int fd, std::span<char> buffer, std::size_t nbytes = 0) {
+        return sock_recvfrom_into(fd, std::as_writable_bytes(buffer), nbytes);
+    }
+    // `data` (which must outlive the call) as one datagram to `to`; its size.
+    task<std::size_t> sock_sendto(int fd, std::string_view data, const socket_address& to) {
+        detail::check_loop_thread(&core_, "aio::event_loop::sock_sendto()");
+        return detail::sock_sendto(fd, data, to);
+    }
+
     // Wraps `t` in a task scheduled at the back of the ready queue: it starts once the
     // caller yields. Tasks are named "Task-N" in creation order unless named.
     template <class T>

@@ -199,4 +199,48 @@ inline task<std::size_t> sock_sendfile(int fd, int file, std::uint64_t offset, s
     co_return total;
 }
 
+// --- datagrams (asyncio's sock_recvfrom, sock_recvfrom_into, sock_sendto)
+//
+// One datagram a call: a datagram longer than the room given is cut to it, the rest
+// lost (as socket.recvfrom cuts it). The sender's address comes with it (empty for a
+// Unix socket that sent unbound).
+
+// Into the first `nbytes` of `buffer` (0: all of it): how many bytes, and from whom.
+inline task<std::pair<std::size_t, socket_address>> sock_recvfrom_into(int fd, std::span<std::byte> buffer, std::size_t nbytes) {
+    if (nbytes > buffer.size())
+        throw std::invalid_argument("aio: sock_recvfrom_into(): nbytes (" + std::to_string(nbytes) +
+                                    ") is greater than the length of the buffer (" + std::to_string(buffer.size()) + ")");
+    const std::size_t room = nbytes ? nbytes : buffer.size();
+    for (;;) {
+        socket_address from;
+        socklen_t length = socket_address::capacity();
+        const ssize_t n = ::recvfrom(fd, buffer.data(), room, MSG_DONTWAIT, from.data(), &length);
+        if (n >= 0) {
+            from.resize(length);
+            co_return std::pair<std::size_t, socket_address>(static_cast<std::size_t>(n), from);
+        }
+        if (errno == EINTR) continue;
+        if (!would_block(errno)) throw_errno(on_fd("recvfrom", fd));
+        co_await wait_readable(fd);
+    }
+}
+
+inline task<std::pair<std::string, socket_address>> sock_recvfrom(int fd, std::size_t bufsize) {
+    std::string data(bufsize, '\0');
+    auto [got, from] = co_await sock_recvfrom_into(fd, std::as_writable_bytes(std::span(data.data(), data.size())), 0);
+    data.resize(got);
+    co_return std::pair<std::string, socket_address>(std::move(data), from);
+}
+
+// One datagram of `data` to `to`: how many bytes went (all of them, for a datagram).
+inline task<std::size_t> sock_sendto(int fd, std::string_view data, socket_address to) {
+    for (;;) {
+        const ssize_t n = ::sendto(fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL, to.data(), to.size());
+        if (n >= 0) co_return static_cast<std::size_t>(n);
+        if (errno == EINTR) continue;
+        if (!would_block(errno)) throw_errno("aio: sendto " + to.to_string() + " on descriptor " + std::to_string(fd));
+        co_await wait_writable(fd);
+    }
+}
+
 }  // namespace aio::detail

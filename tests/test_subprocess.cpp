@@ -10,6 +10,7 @@
 // inside a REQUIRE (each is awaited into a local first).
 #include <aio/create_task.hpp>
 #include <aio/errors.hpp>
+#include <aio/event.hpp>
 #include <aio/event_loop.hpp>
 #include <aio/gather.hpp>
 #include <aio/net/stream_reader.hpp>
@@ -20,9 +21,12 @@
 #include <aio/subprocess.hpp>
 #include <aio/task.hpp>
 #include <aio/task_handle.hpp>
+#include <aio/wait_for.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +35,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -707,6 +713,421 @@ TEST_CASE("readline on a child's stdout reads lines as they come") {
         REQUIRE(proc.std_out().at_eof());
         const int returncode = co_await proc.wait();
         REQUIRE(returncode == 0);
+    };
+    run_subprocess(body);
+}
+
+// --- the review's cases: both directions at once, cancellation, a process outliving
+// its loop, bad bytes, an exec that fails once the pipes are made, many children
+
+namespace {
+// `size` bytes that are not all alike (a lost or reordered block shows).
+std::string patterned(std::size_t size) {
+    std::string s(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+    return s;
+}
+
+aio::task<std::optional<std::string>> invalid_argument_of(aio::task<aio::process> t) {
+    std::optional<std::string> what;
+    try {
+        aio::process proc = co_await std::move(t);
+    } catch (const std::invalid_argument& e) {
+        what = e.what();
+    }
+    co_return what;
+}
+}  // namespace
+
+TEST_CASE("communicate moves 8 MiB in while 8 MiB come back on stdout and on stderr, without deadlock") {
+    auto body = []() -> aio::task<> {
+        const std::string input = patterned(std::size_t{8} << 20);
+        aio::process proc = co_await aio::create_subprocess_exec(
+            "tee", "/dev/stderr", aio::process_options{.std_in = sp::pipe, .std_out = sp::pipe, .std_err = sp::pipe});
+        auto [out, err] = co_await proc.communicate(input);
+        REQUIRE(out.size() == input.size());
+        REQUIRE(err.size() == input.size());
+        REQUIRE(out == input);
+        REQUIRE(err == input);
+        REQUIRE(proc.returncode() == 0);
+    };
+    run_subprocess(body, 60s);
+}
+
+TEST_CASE("a cancelled communicate leaves the child running with its pipes, to be killed and waited for") {
+    auto body = []() -> aio::task<> {
+        aio::process proc = co_await aio::create_subprocess_shell(
+            "echo ready; exec sleep 3600", {.std_in = sp::pipe, .std_out = sp::pipe, .std_err = sp::pipe});
+        // The child reads none of its input: the feed waits in drain, the reads wait for EOF.
+        bool timed_out = false;
+        try {
+            (void)co_await aio::wait_for(proc.communicate(std::string(std::size_t{4} << 20, 'x')), 200ms);
+        } catch (const aio::timeout_error&) {
+            timed_out = true;
+        }
+        REQUIRE(timed_out);
+        REQUIRE_FALSE(proc.returncode().has_value());
+        REQUIRE(still_a_child(proc.pid()));
+        REQUIRE(proc.has_std_in());
+        REQUIRE(proc.has_std_out());
+        proc.kill();
+        const int returncode = co_await proc.wait();
+        REQUIRE(returncode == -SIGKILL);
+    };
+    run_subprocess(body);
+}
+
+TEST_CASE("communicate a second time returns empty output and does not throw") {
+    auto body = []() -> aio::task<> {
+        aio::process proc = co_await aio::create_subprocess_exec("cat", {}, {.std_in = sp::pipe, .std_out = sp::pipe, .std_err = sp::pipe});
+        auto [out, err] = co_await proc.communicate("once");
+        REQUIRE(out == "once");
+        auto [out2, err2] = co_await proc.communicate();
+        REQUIRE(out2.empty());
+        REQUIRE(err2.empty());
+        REQUIRE(proc.returncode() == 0);
+    };
+    run_subprocess(body);
+}
+
+TEST_CASE("a child that closes its stdout early and keeps running: the reader sees EOF, wait() waits for its exit") {
+    auto body = []() -> aio::task<> {
+        aio::process proc = co_await aio::create_subprocess_shell("echo early; exec 1>&-; read line; exit 7",
+                                                                  {.std_in = sp::pipe, .std_out = sp::pipe});
+        const std::string out = co_await proc.std_out().read();
+        REQUIRE(out == "early\n");
+        REQUIRE(proc.std_out().at_eof());
+        REQUIRE_FALSE(proc.returncode().has_value());  // it still waits for its line
+        REQUIRE(still_a_child(proc.pid()));
+        proc.std_in().write("go\n");
+        proc.std_in().close();
+        const int returncode = co_await proc.wait();
+        REQUIRE(returncode == 7);
+    };
+    run_subprocess(body);
+}
+
+TEST_CASE("wait() on a process whose loop has closed returns its return code at once, on another loop") {
+    const std::size_t before = aio_test::open_descriptors();
+    {
+        auto make = []() -> aio::task<aio::process> {
+            aio::process proc = co_await aio::create_subprocess_shell("exit 5");
+            co_return proc;
+        };
+        auto finished = []() -> aio::task<aio::process> {
+            aio::process proc = co_await aio::create_subprocess_exec("true");
+            (void)co_await proc.wait();
+            co_return proc;
+        };
+        aio::process running = aio::run(make());  // killed by the closing loop unless it exited first
+        aio::process done = aio::run(finished());
+        auto waits = [](aio::process& a, aio::process& b) -> aio::task<std::pair<int, int>> {
+            const int first = co_await a.wait();
+            const int second = co_await b.wait();
+            co_return std::pair<int, int>(first, second);
+        };
+        const auto [first, second] = aio::run(waits(running, done));
+        REQUIRE((first == 5 || first == -SIGKILL));
+        REQUIRE(second == 0);
+        aio::process moved = std::move(running);
+        REQUIRE(moved.returncode() == first);
+        REQUIRE_THROWS_AS(moved.kill(), aio::process_lookup_error);
+    }
+    REQUIRE(no_child_left());
+    REQUIRE(aio_test::open_descriptors() == before);
+}
+
+TEST_CASE("a task still pending at close that holds a running child: close() kills and reaps it, and no descriptor is left") {
+    const std::size_t before = aio_test::open_descriptors();
+    {
+        aio::event_loop loop;
+        aio::event started;
+        auto holder = [](aio::event& started) -> aio::task<> {
+            aio::process proc = co_await aio::create_subprocess_exec("sleep", program_blocked, {.std_in = sp::pipe, .std_out = sp::pipe});
+            started.set();
+            aio::event never;
+            co_await never.wait();
+        };
+        auto main_task = [&]() -> aio::task<> {
+            aio::task_handle<> h = aio::create_task(holder(started));
+            co_await started.wait();
+        };
+        loop.run_until_complete(main_task());
+        loop.close();
+        REQUIRE(no_child_left());
+    }
+    REQUIRE(aio_test::open_descriptors() == before);
+}
+
+TEST_CASE("NUL bytes in the program, an argument, an environment entry, the working directory or a shell command are std::invalid_argument") {
+    auto body = []() -> aio::task<> {
+        std::optional<std::string> what = co_await invalid_argument_of(aio::create_subprocess_exec(std::string("ca\0t", 4)));
+        REQUIRE(what);
+        REQUIRE(what->find("null byte") != std::string::npos);
+        std::vector<std::string> args(1, "fine");
+        args.emplace_back("a\0b", 3);
+        what = co_await invalid_argument_of(aio::create_subprocess_exec("echo", std::move(args)));
+        REQUIRE(what);
+        REQUIRE(what->find("argument") != std::string::npos);
+        std::vector<std::pair<std::string, std::string>> bad_entries;
+        bad_entries.emplace_back(std::string("A\0B", 3), "x");
+        bad_entries.emplace_back("A", std::string("x\0y", 3));
+        bad_entries.emplace_back("", "x");
+        for (const std::pair<std::string, std::string>& entry : bad_entries) {
+            std::map<std::string, std::string> env;
+            env[entry.first] = entry.second;
+            const aio::process_options bad{.env = env};
+            what = co_await invalid_argument_of(aio::create_subprocess_exec("true", {}, bad));
+            REQUIRE(what);
+            REQUIRE(what->find("environment") != std::string::npos);
+        }
+        const aio::process_options bad_cwd{.cwd = std::string("/tmp\0/x", 7)};
+        what = co_await invalid_argument_of(aio::create_subprocess_exec("true", {}, bad_cwd));
+        REQUIRE(what);
+        REQUIRE(what->find("working directory") != std::string::npos);
+        what = co_await invalid_argument_of(aio::create_subprocess_shell(std::string("echo a\0b", 8)));
+        REQUIRE(what);
+        REQUIRE(what->find("null byte") != std::string::npos);
+    };
+    run_subprocess(body);
+}
+
+TEST_CASE("a working directory that is a file is os_error ENOTDIR; a descriptor closed is os_error EBADF naming it") {
+    auto body = []() -> aio::task<> {
+        int error = 0;
+        try {
+            const aio::process_options in_file{.cwd = "/etc/passwd"};
+            aio::process proc = co_await aio::create_subprocess_exec("true", {}, in_file);
+        } catch (const aio::os_error& e) {
+            error = e.error_number();
+        }
+        REQUIRE(error == ENOTDIR);
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        std::string what;
+        try {
+            aio::process proc = co_await aio::create_subprocess_exec("true", {}, {.std_in = fds[0]});
+        } catch (const aio::os_error& e) {
+            error = e.error_number();
+            what = e.what();
+        }
+        REQUIRE(error == EBADF);
+        REQUIRE(what.find(std::to_string(fds[0])) != std::string::npos);
+    };
+    run_subprocess(body);
+}
+
+TEST_CASE("an exec that fails once the pipes are made (ENOEXEC) is an os_error, and leaves no descriptor and no child") {
+    char path[] = "/tmp/aio-review-noexecXXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, "\x7f\x01\x02\x03garbage", 11) == 11);
+    ::fchmod(fd, 0755);
+    ::close(fd);
+    const std::string program = path;
+    auto body = [&program]() -> aio::task<> {
+        for (int i = 0; i < 20; ++i) {
+            int error = 0;
+            try {
+                aio::process proc = co_await aio::create_subprocess_exec(
+                    program, {}, {.std_in = sp::pipe, .std_out = sp::pipe, .std_err = sp::pipe});
+            } catch (const aio::os_error& e) {
+                error = e.error_number();
+            }
+            REQUIRE(error == ENOEXEC);
+        }
+    };
+    run_subprocess(body);
+    ::unlink(path);
+}
+
+TEST_CASE("1,000 children one after another leave no descriptor and no zombie") {
+    auto body = []() -> aio::task<> {
+        int ok = 0;
+        for (int i = 0; i < 1000; ++i) {
+            aio::process proc = co_await aio::create_subprocess_exec("true", {}, {.std_in = sp::pipe, .std_out = sp::pipe, .std_err = sp::pipe});
+            auto [out, err] = co_await proc.communicate();
+            if (proc.returncode() == 0 && out.empty() && err.empty()) ++ok;
+        }
+        REQUIRE(ok == 1000);
+    };
+    run_subprocess(body, 300s);
+}
+
+TEST_CASE("dropping the process while a communicate() is in progress ends that communicate; nothing hangs") {
+    auto body = []() -> aio::task<> {
+        aio::task_handle<std::pair<std::string, std::string>> talking;
+        {
+            aio::process proc = co_await aio::create_subprocess_shell(
+                "echo partial; exec sleep 3600", {.std_in = sp::pipe, .std_out = sp::pipe, .std_err = sp::pipe});
+            talking = aio::create_task(proc.communicate(std::string(std::size_t{1} << 20, 'x')));
+            for (int i = 0; i < 5; ++i) co_await aio::sleep(0s);
+        }
+        bool ended = false;
+        try {
+            (void)co_await aio::wait_for(std::move(talking), 5s);
+            ended = true;
+        } catch (const aio::timeout_error&) {
+        } catch (const std::exception&) {
+            ended = true;  // an error is an end too; a hang is not
+        }
+        REQUIRE(ended);
+    };
+    run_subprocess(body);
+}
+
+TEST_CASE("communicate with input after std_in was closed by hand does not throw") {
+    auto body = []() -> aio::task<> {
+        aio::process proc = co_await aio::create_subprocess_exec("cat", {}, {.std_in = sp::pipe, .std_out = sp::pipe});
+        proc.std_in().close();
+        auto [out, err] = co_await proc.communicate("late");
+        REQUIRE(out.empty());
+        REQUIRE(proc.returncode() == 0);
+    };
+    run_subprocess(body);
+}
+
+TEST_CASE("a process kept after its loop has closed: its pipes are closed streams, communicate returns, nothing crashes") {
+    const std::size_t before = aio_test::open_descriptors();
+    {
+        auto make = []() -> aio::task<aio::process> {
+            aio::process proc = co_await aio::create_subprocess_exec("cat", {}, {.std_in = sp::pipe, .std_out = sp::pipe, .std_err = sp::pipe});
+            proc.std_in().write("unread");
+            co_return proc;
+        };
+        aio::process kept = aio::run(make());
+        REQUIRE(kept.returncode() == -SIGKILL);
+        auto use = [](aio::process& p) -> aio::task<int> {
+            int outcomes = 0;
+            try {
+                const std::string data = co_await p.std_out().read();
+                (void)data;
+                ++outcomes;
+            } catch (const std::exception&) {
+                ++outcomes;
+            }
+            try {
+                auto [out, err] = co_await p.communicate();
+                (void)out;
+                ++outcomes;
+            } catch (const std::exception&) {
+                ++outcomes;
+            }
+            const int returncode = co_await p.wait();
+            REQUIRE(returncode == -SIGKILL);
+            co_return outcomes;
+        };
+        REQUIRE(aio::run(use(kept)) == 2);
+    }
+    REQUIRE(no_child_left());
+    REQUIRE(aio_test::open_descriptors() == before);
+}
+
+namespace {
+// Asks the kernel to give the next process `pid` (ns_last_pid; needs CAP_SYS_ADMIN).
+bool ask_next_pid(pid_t pid) {
+    std::ofstream f("/proc/sys/kernel/ns_last_pid");
+    if (!f) return false;
+    f << (pid - 1);
+    f.flush();
+    return static_cast<bool>(f);
+}
+
+bool has_exited(pid_t pid) {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+}
+}  // namespace
+
+TEST_CASE("a child reaped behind aio's back reports 255, and a new child that takes its pid keeps its own status") {
+    auto body = []() -> aio::task<> {
+        aio::process first = co_await aio::create_subprocess_exec("true");
+        const pid_t pid = first.pid();
+        // Without letting the loop run (its watch would reap the child first): wait for
+        // the exit, and reap it as a program's own waitpid would.
+        for (int i = 0; i < 100'000 && !has_exited(pid); ++i) ::usleep(100);
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        const bool asked = ask_next_pid(pid);
+        aio::process second = co_await aio::create_subprocess_exec("sleep", program_blocked);
+        if (second.pid() != pid)
+            WARN("the second child did not get the first one's pid (" << (asked ? "another process took it" : "ns_last_pid not writable")
+                                                                       << "): only the 255 is checked");
+        const int first_code = co_await first.wait();
+        REQUIRE(first_code == 255);
+        REQUIRE_FALSE(second.returncode().has_value());
+        REQUIRE(still_a_child(second.pid()));
+        second.kill();
+        const int second_code = co_await second.wait();
+        REQUIRE(second_code == -SIGKILL);
+    };
+    run_subprocess(body);
+}
+
+namespace {
+// The highest descriptor open now.
+int highest_descriptor() {
+    int highest = 2;
+    for (int fd = 0; fd < 4096; ++fd)
+        if (::fcntl(fd, F_GETFD) >= 0) highest = fd;
+    return highest;
+}
+}  // namespace
+
+TEST_CASE("running out of descriptors at any step of a start (a pipe, the pidfd) is os_error EMFILE, and leaves nothing behind") {
+    auto body = []() -> aio::task<> {
+        struct rlimit saved {};
+        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+        int failures = 0;
+        int successes = 0;
+        for (int extra = 0; extra <= 10; ++extra) {
+            // The holes below the highest descriptor are filled, so that exactly `extra`
+            // descriptors can be made.
+            const int highest = highest_descriptor();
+            std::vector<int> fillers;
+            for (int i = 0; i < 4096; ++i) {
+                const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fd < 0) break;
+                if (fd > highest) {
+                    ::close(fd);
+                    break;
+                }
+                fillers.push_back(fd);
+            }
+            struct rlimit tight = saved;
+            tight.rlim_cur = static_cast<rlim_t>(highest + 1 + extra);
+            REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+            std::optional<aio::process> proc;
+            std::exception_ptr failure;
+            try {
+                proc = co_await aio::create_subprocess_exec("true", {}, {.std_in = sp::pipe, .std_out = sp::pipe, .std_err = sp::pipe});
+            } catch (...) {
+                failure = std::current_exception();  // looked at below: UBSan needs descriptors to check a type
+            }
+            REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+            for (int fd : fillers) ::close(fd);
+            int error = 0;
+            if (failure) {
+                try {
+                    std::rethrow_exception(failure);
+                } catch (const aio::os_error& e) {
+                    error = e.error_number();
+                }
+            }
+            if (proc) {
+                ++successes;
+                auto [out, err] = co_await proc->communicate();
+                REQUIRE(proc->returncode() == 0);
+            } else {
+                ++failures;
+                REQUIRE(error == EMFILE);
+            }
+            REQUIRE(no_child_left());
+        }
+        REQUIRE(failures > 0);
+        REQUIRE(successes > 0);
     };
     run_subprocess(body);
 }

@@ -2,8 +2,8 @@
 // A child process inside the loop: its pidfd, registered with the loop's poller from the
 // spawn until the child is reaped (asyncio's PidfdChildWatcher, without a global SIGCHLD
 // handler or a thread). The kernel makes a pidfd readable once its process has exited;
-// the watch's step, queued by that readiness (rule 4), reaps the child with waitpid —
-// its pid cannot have been reused, since only this watch reaps it — records the return
+// the watch's step, queued by that readiness (rule 4), reaps the child through the
+// pidfd (waitid P_PIDFD, so never another process that took its pid), records the return
 // code (asyncio's: the exit status, or minus the signal that killed it) and sets
 // `exited`, which wakes every task in process::wait() through the ready queue.
 //
@@ -32,6 +32,8 @@
 namespace aio::detail {
 
 class child_watch final : io_node, io_owner {
+    static constexpr int pidfd_idtype = 3;  // P_PIDFD (<linux/wait.h>; glibc names it only from 2.36)
+
 public:
     // Watches `pid` (through `pidfd`, taken) on `loop`; one reference, the caller's. If
     // the loop cannot watch it, the child is killed and reaped, and the error thrown.
@@ -91,17 +93,37 @@ private:
         if (c.orphaned_) delete &c;
     }
 
-    // waitpid: true once the child is reaped and its return code recorded.
+    // Reaps through the pidfd (waitid P_PIDFD, Linux 5.4; by pid on 5.3): true once the
+    // child is reaped and its return code recorded. By the pidfd, not the pid: a child
+    // that someone else reaped first, and whose pid a new child has taken since, must not
+    // make this watch wait for (and take the status of) the new one.
     bool reap(int options) noexcept {
+        siginfo_t info{};
+        for (;;) {
+            if (::waitid(static_cast<idtype_t>(pidfd_idtype), static_cast<id_t>(pidfd_.get()), &info, WEXITED | options) == 0)
+                break;
+            if (errno == EINTR) continue;
+            if (errno == EINVAL) return reap_by_pid(options);  // Linux 5.3: pidfds, but no P_PIDFD yet
+            // ECHILD: someone else reaped it (SIGCHLD ignored, a waitpid(-1) of the
+            // program's own); asyncio reports 255 then.
+            returncode_ = 255;
+            return true;
+        }
+        if (info.si_pid == 0) return false;  // WNOHANG, and it has not exited yet
+        if (info.si_code == CLD_EXITED) returncode_ = info.si_status;
+        else if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) returncode_ = -info.si_status;
+        else returncode_ = 255;
+        return true;
+    }
+
+    bool reap_by_pid(int options) noexcept {
         int status = 0;
         for (;;) {
             const pid_t r = ::waitpid(pid_, &status, options);
             if (r == pid_) break;
             if (r == 0) return false;
             if (errno == EINTR) continue;
-            // ECHILD: someone else reaped it (SIGCHLD ignored, a waitpid(-1) of the
-            // program's own); asyncio reports 255 then.
-            returncode_ = 255;
+            returncode_ = 255;  // ECHILD, as above
             return true;
         }
         if (WIFEXITED(status)) returncode_ = WEXITSTATUS(status);

@@ -67,7 +67,7 @@ concept signal_callback = std::is_invocable_v<std::decay_t<F>&> &&
 class loop_core;
 class signal_registry;
 
-// One a signal number, process-wide. Every member is a lock-free atomic, which is
+// One per signal number, process-wide. Every member is a lock-free atomic, which is
 // what a signal handler may touch.
 struct signal_slot {
     std::atomic<signal_registry*> owner{nullptr};  // the registry handling it; null: none

@@ -37,10 +37,8 @@ public:
         socket s;
         s.fd_ = fd;
         const int flags = ::fcntl(fd, F_GETFL);
-        if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-            s.fd_ = -1;
+        if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)  // s closes it: it was given
             detail::throw_errno("aio: adopt descriptor " + std::to_string(fd));
-        }
         return s;
     }
     // Takes ownership of `fd`, already non-blocking and close-on-exec (accept4's).

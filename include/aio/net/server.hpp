@@ -19,6 +19,12 @@
 // for a second, reported through the exception handler, as asyncio does; the
 // connections already there carry on.
 //
+// TLS (asyncio's ssl=): `.ssl = context` with an aio::ssl_context from <aio/tls.hpp>.
+// Each connection's handshake runs before its handler is called; one that fails or
+// takes longer than ssl_handshake_timeout (60 s) closes that connection, is reported
+// to the loop's exception handler ("SSL handshake failed", with the error), and its
+// handler is never called.
+//
 // close() stops listening (the clients carry on); wait_closed() waits until the
 // server is closed and every connection it accepted has ended (asyncio 3.12);
 // serve_forever() serves until cancelled, then closes. The server handle is move-only;
@@ -35,6 +41,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,6 +70,12 @@ struct server_options {
     bool reuse_address = true;  // SO_REUSEADDR (asyncio's default on POSIX)
     bool reuse_port = false;    // SO_REUSEPORT: several loops (one a core) share the port
     bool start_serving = true;
+    // TLS: an aio::ssl_context (aio/tls.hpp); empty: plain TCP. The server holds the
+    // context from start_server on (connection_options says why the member is a
+    // reference).
+    detail::tls_ref ssl{};
+    std::optional<std::chrono::nanoseconds> ssl_handshake_timeout{};  // 60 s unless set
+    std::optional<std::chrono::nanoseconds> ssl_shutdown_timeout{};   // 30 s unless set (close_notify)
 };
 
 namespace detail {
@@ -80,6 +93,12 @@ public:
     void add_ref() noexcept { ++refs_; }
     void release() noexcept {
         if (--refs_ == 0) delete this;
+    }
+
+    // Each connection handshakes first (server-side).
+    void use_tls(const server_options& o) {
+        tls_settings_ = tls_settings(o.ssl, true, std::nullopt, o.ssl_handshake_timeout, o.ssl_shutdown_timeout);
+        if (o.ssl) tls_ = o.ssl->share();
     }
 
     void listen_on(socket s) { listeners_.push_back(std::make_unique<listener>(this, std::move(s))); }
@@ -233,6 +252,9 @@ private:
     void serve(socket s) {
         detail::no_delay(s);
         transport_ref reading(stream_transport::open(*loop_, std::move(s), limit_));
+        reading->accepted = true;
+        if (tls_) [[unlikely]]
+            reading->install_layer(tls_->make_layer(tls_settings_));
         auto* c = new connection;
         c->lost = on_connection_lost;
         c->server = this;
@@ -243,14 +265,27 @@ private:
         reading->on_lost(c);
         transport_ref writing = reading;
         add_ref();  // the handler's task holds one
-        loop_->owner().create_task(run_client(this, stream_reader(std::move(reading)), stream_writer(std::move(writing))));
+        stream_layer* layer = reading->layer();
+        loop_->owner().create_task(run_client(this, stream_reader(std::move(reading)), stream_writer(std::move(writing)), layer));
     }
 
-    static task<> run_client(server_state* self, stream_reader reader, stream_writer writer) {
+    static task<> run_client(server_state* self, stream_reader reader, stream_writer writer, stream_layer* layer) {
         struct hold {
             server_state* s;
             ~hold() { s->release(); }
         } held{self};
+        if (layer) [[unlikely]] {  // the reader keeps the transport, and so the layer
+            std::exception_ptr failed;
+            try {
+                co_await handshake_finished(*layer);
+            } catch (const std::exception&) {
+                failed = std::current_exception();
+            }
+            if (failed) {  // the connection is closed already
+                self->loop_->report({"SSL handshake failed", failed, {}});
+                co_return;
+            }
+        }
         try {
             co_await self->handler_(std::move(reader), std::move(writer));
         } catch (const std::exception&) {
@@ -306,6 +341,8 @@ private:
     event idle_;     // closed, and no connection left
     event forever_;  // closed: serve_forever() returns
     timer_handle retry_;
+    std::shared_ptr<const stream_layer_factory> tls_;
+    layer_settings tls_settings_;
     std::string socket_path_;
     ino_t socket_inode_ = 0;
     std::uint32_t refs_ = 1;
@@ -426,6 +463,7 @@ inline task<server> start_server(client_connected_handler handler, std::string h
     auto* state = new detail::server_state(*detail::running_loop_or_throw("aio::start_server()"), std::move(handler),
                                            options.limit, options.backlog);
     server srv(state);
+    state->use_tls(options);
     for (const address_info& a : addresses) state->listen_on(detail::listening_socket(a, options, addresses.size() > 1));
     if (options.start_serving) srv.start_serving();
     co_return srv;
@@ -443,6 +481,7 @@ inline task<server> start_server(client_connected_handler handler, socket listen
     auto* state = new detail::server_state(*detail::running_loop_or_throw("aio::start_server()"), std::move(handler),
                                            options.limit, options.backlog);
     server srv(state);
+    state->use_tls(options);
     state->listen_on(std::move(listening));
     if (options.start_serving) srv.start_serving();
     co_return srv;
@@ -458,6 +497,7 @@ inline task<server> start_unix_server(client_connected_handler handler, std::str
     auto* state = new detail::server_state(*detail::running_loop_or_throw("aio::start_unix_server()"), std::move(handler),
                                            options.limit, options.backlog);
     server srv(state);
+    state->use_tls(options);
     socket s(AF_UNIX, SOCK_STREAM);
     if (path[0] != '\0') {
         struct stat st {};

@@ -15,8 +15,14 @@
 // sock= argument): a socket accepted with loop.sock_accept on one loop, say, and
 // handed to another.
 //
-// Cancellation: the connect in progress is abandoned and its socket closed; no stream
-// is made. Servers: aio/net/server.hpp.
+// TLS (asyncio's ssl=): `.ssl = context` with an aio::ssl_context from <aio/tls.hpp>
+// (without that header there is nothing to give it); the handshake is over before the
+// stream is returned. It fails with the handshake's error (aio::ssl_error,
+// aio::ssl_certificate_error), or aio::connection_aborted_error once
+// ssl_handshake_timeout (60 s) has passed; the connection is closed then.
+//
+// Cancellation: the connect or handshake in progress is abandoned and its socket
+// closed; no stream is made. Servers: aio/net/server.hpp.
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -29,6 +35,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -59,6 +66,17 @@ struct connection_options {
     // 8305's "First Address Family Count"); 0: 1 with happy_eyeballs_delay, else the
     // resolver's order is kept.
     int interleave = 0;
+    // TLS: an aio::ssl_context (aio/tls.hpp), which must outlive the call; empty:
+    // plain TCP. (A reference and a view, not owners: every member is trivially
+    // destructible, because g++ 12 destroys a braced temporary twice when it is an
+    // argument inside a co_await expression, as `{.ssl = ctx}` is.)
+    detail::tls_ref ssl{};
+    // The name the server's certificate must match, sent as SNI; unset: the host
+    // (open_unix_connection and a connected socket need it set; "" sends none). Read
+    // when the call starts.
+    std::optional<std::string_view> server_hostname{};
+    std::optional<std::chrono::nanoseconds> ssl_handshake_timeout{};  // 60 s unless set
+    std::optional<std::chrono::nanoseconds> ssl_shutdown_timeout{};   // 30 s unless set (close_notify)
 };
 
 using stream_pair = std::pair<stream_reader, stream_writer>;
@@ -71,6 +89,22 @@ inline stream_pair make_stream(socket s, std::size_t limit) {
     transport_ref reading(stream_transport::open(*running_loop_or_throw("aio::open_connection()"), std::move(s), limit));
     transport_ref writing = reading;
     return {stream_reader(std::move(reading)), stream_writer(std::move(writing))};
+}
+
+// A connected socket becomes a TLS stream once its handshake is over.
+inline task<stream_pair> make_tls_stream(socket s, std::size_t limit, tls_ref ssl, layer_settings settings) {
+    transport_ref reading(stream_transport::open(*running_loop_or_throw("aio::open_connection()"), std::move(s), limit));
+    co_await start_layer(reading, ssl, std::move(settings));
+    transport_ref writing = reading;
+    co_return stream_pair{stream_reader(std::move(reading)), stream_writer(std::move(writing))};
+}
+
+inline layer_settings client_tls_settings(const connection_options& o, const std::string* host, const char* who) {
+    if (o.ssl && !o.server_hostname && !host)
+        throw std::invalid_argument(std::string(who) + ": server_hostname is required with ssl (there is no host to take it from)");
+    std::optional<std::string_view> name = o.server_hostname;
+    if (o.ssl && !name) name = *host;
+    return tls_settings(o.ssl, false, name, o.ssl_handshake_timeout, o.ssl_shutdown_timeout);
 }
 
 // What a stream or a server is made of: an open stream socket (SOCK_STREAM).
@@ -188,53 +222,64 @@ inline task<socket> race(std::vector<address_info> addresses, std::optional<sock
 // Connects to `host`:`port` over TCP.
 inline task<stream_pair> open_connection(std::string host, std::uint16_t port, connection_options options = {}) {
     if (options.limit == 0) throw std::invalid_argument("Limit cannot be <= 0");
+    const detail::layer_settings tls = detail::client_tls_settings(options, &host, "aio::open_connection");
     const std::vector<address_info> addresses =
         co_await getaddrinfo(host, port, {.family = options.family, .type = SOCK_STREAM});
     if (addresses.empty()) throw os_error(0, "aio::open_connection: getaddrinfo(\"" + host + "\") returned empty list");
     if (options.happy_eyeballs_delay) {
         std::vector<address_info> order = detail::interleave(addresses, options.interleave ? options.interleave : 1);
         socket s = co_await detail::race(std::move(order), options.local_address, *options.happy_eyeballs_delay);
+        if (options.ssl) co_return co_await detail::make_tls_stream(std::move(s), options.limit, options.ssl, tls);
         co_return detail::make_stream(std::move(s), options.limit);
     }
     const std::vector<address_info> order = options.interleave ? detail::interleave(addresses, options.interleave) : addresses;
     std::vector<std::exception_ptr> errors;
     std::vector<std::string> messages;
     event_loop& loop = get_running_loop();
+    std::optional<socket> connected;  // the handshake's errors are not a connect's
     for (const address_info& a : order) {
         try {
             socket s(a.family, SOCK_STREAM, a.protocol);
             if (options.local_address) s.bind(*options.local_address);
             s.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
             co_await loop.sock_connect(s.fd(), a.address);
-            co_return detail::make_stream(std::move(s), options.limit);
+            if (!options.ssl) co_return detail::make_stream(std::move(s), options.limit);
+            connected.emplace(std::move(s));
+            break;
         } catch (const os_error& e) {
             errors.push_back(std::current_exception());
             messages.emplace_back(e.what());
         }
     }
-    detail::throw_connect_errors(errors, messages);
+    if (!connected) detail::throw_connect_errors(errors, messages);
+    co_return co_await detail::make_tls_stream(std::move(*connected), options.limit, options.ssl, tls);
 }
 
 // A stream of a socket already connected, TCP or Unix (asyncio's
-// open_connection(sock=...)); the stream owns it. Only `limit` applies: the options
-// about connecting are refused.
+// open_connection(sock=...)); the stream owns it. Only `limit` and the TLS options
+// apply (with `ssl`, server_hostname must be set): the options about connecting are
+// refused.
 inline task<stream_pair> open_connection(socket connected, connection_options options = {}) {
     if (options.limit == 0) throw std::invalid_argument("Limit cannot be <= 0");
     detail::check_stream_socket(connected, "aio::open_connection");
     if (options.family != AF_UNSPEC || options.local_address || options.happy_eyeballs_delay || options.interleave != 0)
         throw std::invalid_argument("aio::open_connection: family, local_address, happy_eyeballs_delay and interleave "
                                     "cannot be given with a connected socket");
+    const detail::layer_settings tls = detail::client_tls_settings(options, nullptr, "aio::open_connection");
     (void)connected.peer_address();  // throws os_error (ENOTCONN) for one that is not connected
     detail::no_delay(connected);
+    if (options.ssl) co_return co_await detail::make_tls_stream(std::move(connected), options.limit, options.ssl, tls);
     co_return detail::make_stream(std::move(connected), options.limit);
 }
 
 // Connects to the Unix socket at `path`.
 inline task<stream_pair> open_unix_connection(std::string path, connection_options options = {}) {
     if (options.limit == 0) throw std::invalid_argument("Limit cannot be <= 0");
+    const detail::layer_settings tls = detail::client_tls_settings(options, nullptr, "aio::open_unix_connection");
     const socket_address address = socket_address::unix_path(path);
     socket s(AF_UNIX, SOCK_STREAM);
     co_await get_running_loop().sock_connect(s.fd(), address);
+    if (options.ssl) co_return co_await detail::make_tls_stream(std::move(s), options.limit, options.ssl, tls);
     co_return detail::make_stream(std::move(s), options.limit);
 }
 

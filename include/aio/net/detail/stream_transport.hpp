@@ -24,6 +24,11 @@
 // one that still has output to flush owns itself until it is flushed or the loop
 // closes. A closing loop aborts every transport it has.
 //
+// A layer (stream_layer.hpp: TLS) may be installed on an open transport: then the
+// socket's bytes go to it and it fills the reader's buffer; the program's writes go
+// to it and it fills the output queue; close() lets it end its side first. Without
+// one, each path pays a single branch.
+//
 // Pipes: the same transport carries a pipe or any other stream descriptor that is not
 // a socket (a subprocess's stdin, stdout, stderr: asyncio's _UnixReadPipeTransport and
 // _UnixWritePipeTransport). It reads and writes with read() and write() instead of
@@ -57,6 +62,7 @@
 #include "../../os_error.hpp"
 #include "../socket.hpp"
 #include "byte_buffer.hpp"
+#include "stream_layer.hpp"
 
 namespace aio::detail {
 
@@ -89,6 +95,10 @@ public:
     static constexpr std::size_t read_size = std::size_t{64} << 10;  // room offered to one recv
     static constexpr std::size_t discard_at_close = std::size_t{1} << 20;
     static constexpr std::size_t keep_when_idle = std::size_t{4} << 10;  // an emptied buffer past this is freed
+    // A layer's output queue that empties keeps its block up to this size: a bulk
+    // sender's queue empties between two writes, and a new block each time costs its
+    // page faults again.
+    static constexpr std::size_t layer_keeps = std::size_t{1} << 20;
 
     // Registers `s` with the running loop: one reference, the caller's.
     static stream_transport* open(loop_core& loop, socket s, std::size_t limit) {
@@ -154,6 +164,8 @@ public:
         if (eof_requested_) throw aio::runtime_error("Cannot call write() after write_eof()");
         if (bytes.empty()) return;
         if (lost_) return;
+        if (layer_) [[unlikely]]
+            return layer_->write(*this, bytes);
         if (out_.empty() && writable_) {
             const ssize_t n = send_some(bytes);
             if (n < 0) return;  // lost
@@ -167,13 +179,23 @@ public:
         }
     }
     void write_eof() {
+        if (layer_) [[unlikely]]  // asyncio's SSL transport raises NotImplementedError
+            throw aio::runtime_error("write_eof() is not supported on a TLS stream (can_write_eof() is false)");
         if (closing_ || lost_ || eof_requested_) return;
         eof_requested_ = true;
         if (out_.empty()) shutdown_write();
     }
-    // Stops reading, flushes what is queued, then closes the socket.
+    // Stops reading, flushes what is queued, then closes the socket. With a layer, the
+    // layer ends its side first (TLS: close_notify both ways), reading meanwhile.
     void close() noexcept {
         if (closing_ || lost_) return;
+        if (layer_) [[unlikely]] {
+            if (layer_closing_) return;
+            layer_closing_ = true;
+            if (paused_) resume();  // what the layer waits for must be read
+            layer_->close(*this);
+            return;
+        }
         closing_ = true;
         if (out_.empty()) finish_close();
     }
@@ -182,7 +204,7 @@ public:
         closing_ = true;
         lose(nullptr);
     }
-    bool is_closing() const noexcept { return closing_ || lost_; }
+    bool is_closing() const noexcept { return closing_ || lost_ || layer_closing_; }
     bool lost() const noexcept { return lost_; }
     bool writing_paused() const noexcept { return writing_paused_; }
     event& drained() noexcept { return drain_; }
@@ -215,6 +237,51 @@ public:
     // Kept from when it connected: they outlive the socket.
     const socket_address& peer() const noexcept { return peer_; }
     const socket_address& local() const noexcept { return local_; }
+    bool accepted = false;  // made by a server: a layer installed later is server-side
+
+    // --- a layer's side (stream_layer.hpp)
+    // Takes `layer` and starts it; what the socket has already said goes to it.
+    void install_layer(std::unique_ptr<stream_layer> layer) noexcept {
+        layer_ = layer.release();
+        layer_->start(*this);
+        if (!lost_ && readable_ && !paused_ && !closing_ && queued_at == not_queued) loop_->push(this);
+    }
+    stream_layer* layer() const noexcept { return layer_; }
+    loop_core& loop() const noexcept { return *loop_; }
+    byte_buffer& plain_input() noexcept { return in_; }   // the reader's buffer
+    byte_buffer& wire_output() noexcept { return out_; }  // what goes on the wire, in order
+    // Sends what the layer queued, as far as the socket takes it; drain() pauses past
+    // the high-water mark, as for write().
+    void send_output() noexcept {
+        if (lost_) return;
+        if (writable_ && !out_.empty()) flush();
+        if (!lost_ && !writing_paused_ && out_.size() > high_water_) {
+            writing_paused_ = true;
+            drain_.clear();
+        }
+    }
+    // The plaintext stream ended cleanly (TLS: the peer's close_notify).
+    void plain_eof() noexcept {
+        eof_ = true;
+        data_.set();
+    }
+    // The layer's side is over: flush, then close the socket.
+    void close_transport() noexcept {
+        if (closing_ || lost_) return;
+        closing_ = true;
+        if (out_.empty()) finish_close();
+    }
+    // The connection cannot go on (`e` is what reads and drain() throw; null: closed).
+    // From inside a layer's call; fail_from_outside() from anywhere else (a timer): a
+    // transport nobody holds any more is freed there.
+    void fail_layered(std::exception_ptr e) noexcept {
+        closing_ = true;
+        lose(std::move(e));
+    }
+    void fail_from_outside(std::exception_ptr e) noexcept {
+        fail_layered(std::move(e));
+        if (orphaned_) delete this;
+    }
 
 private:
     stream_transport(loop_core& loop, socket s, std::size_t limit) : loop_(&loop), fd_(std::move(s)), limit_(limit) {
@@ -238,6 +305,7 @@ private:
     ~stream_transport() {
         lose(nullptr);
         if (links.prev) loop_->io_owners.unlink(this);
+        delete layer_;
     }
 
     static void step(ready_item* item) noexcept {
@@ -265,6 +333,8 @@ private:
     }
 
     void read_ready() noexcept {
+        if (layer_) [[unlikely]]
+            return layered_read();
         bool arrived = false;
         int reads = 0;
         while (readable_ && !paused_) {
@@ -319,6 +389,42 @@ private:
         if (arrived) data_.set();
     }
 
+    // With a layer: what the socket gives is the layer's (ciphertext), read into the
+    // thread's scratch block and handed over at once; the layer puts what it decrypts
+    // into the reader's buffer, which pauses reading past twice the limit as ever.
+    void layered_read() noexcept {
+        char* room = scratch();
+        if (!room) {
+            fail_layered(std::make_exception_ptr(std::bad_alloc()));
+            return;
+        }
+        const std::size_t before = in_.size();
+        int reads = 0;
+        while (readable_ && !paused_ && !closing_ && !lost_) {
+            if (reads++ == read_budget) {
+                if (queued_at == not_queued) loop_->push(this);
+                break;
+            }
+            const ssize_t n = pipe_ ? ::read(fd_.fd(), room, read_size) : ::recv(fd_.fd(), room, read_size, MSG_DONTWAIT);
+            if (n > 0) {
+                if (static_cast<std::size_t>(n) < read_size && !hangup_) readable_ = false;
+                layer_->received(*this, std::string_view(room, static_cast<std::size_t>(n)));
+                if (in_.size() > 2 * limit_) paused_ = true;
+            } else if (n == 0) {
+                readable_ = false;
+                layer_->eof_received(*this);
+            } else if (errno == EINTR) {
+                --reads;
+            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                readable_ = false;
+            } else {
+                fail(errno, "recv");
+                return;
+            }
+        }
+        if (in_.size() != before) data_.set();
+    }
+
     // Sends from `bytes`; how many went, or -1 when the connection is lost.
     ssize_t send_some(std::string_view bytes) noexcept {
         for (;;) {
@@ -346,7 +452,8 @@ private:
         }
         if (writing_paused_ && out_.size() <= low_water_) resume_writing();
         if (out_.empty()) {
-            out_.release();
+            // A layer's queue empties after every record it sends: a small one is kept.
+            if (!layer_ || out_.capacity() > layer_keeps) out_.release();
             if (eof_requested_) shutdown_write();
             if (closing_) finish_close();
         }
@@ -419,6 +526,7 @@ private:
         data_.set();
         drain_.set();
         closed_.set();
+        if (layer_) layer_->lost(*this);
         if (lost_hook* hook = std::exchange(lost_hook_, nullptr)) hook->lost(hook, *this);
     }
 
@@ -458,6 +566,8 @@ private:
     bool closing_ = false;
     bool lost_ = false;
     bool orphaned_ = false;  // no handle left: it frees itself once flushed
+    bool layer_closing_ = false;  // close() was handed to the layer
+    stream_layer* layer_ = nullptr;  // owned
 };
 
 }  // namespace aio::detail
